@@ -1,0 +1,98 @@
+"""The guard's versioned, frozen configuration."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+UnitClass = Literal["content", "numeric", "structural"]
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Thresholds of the loop detector.
+
+    A loop of period ``p`` tokens trips once the output ends with ``copies(p)`` copies of
+    the same unit. Short units need more copies than long ones, because short repetition
+    is common in real documents (``Santo, Santo, Santo``) and long repetition is not.
+    Units made only of separators (table rules, leaders, blanks, empty cells) are judged by
+    their length in characters instead: such filler is legitimate until it is absurdly long.
+    Change any threshold and bump ``version``: the version is stamped on metrics and
+    failure records so that offline labels and online trips stay comparable.
+    """
+
+    version: str = "2026.11.1"
+    """Identifies this set of thresholds in metrics, failure records and evaluations."""
+
+    max_period: int = 256
+    """Longest unit, in tokens, that the token-level tracker follows. Longer blocks are
+    caught line by line."""
+
+    max_block_lines: int = 32
+    """Longest block, in lines, that the line-level tracker follows."""
+
+    min_copies: int = 3
+    """Fewest copies of any unit (the original counts as one) before a trip."""
+
+    lag_tokens: int = 16
+    """Extra repeated tokens a content unit may run before tripping: copies needed are
+    ``min_copies + ceil(lag_tokens / period)``, so a single repeated word needs 19."""
+
+    numeric_lag_tokens: int = 48
+    """Same as ``lag_tokens`` for units of digits and separators only (``0 0 0``, ``| 1 |``),
+    which tables repeat legitimately more often."""
+
+    structural_max_chars: int = 600
+    """Units without letters or digits (``----``, ``....``, ``| |``, ``<td></td>``) trip
+    once the repeated span exceeds this many characters."""
+
+    fuzzy_min_copies: int = 8
+    """Fewest copies for a loop whose copies differ (changing numbers, a few substituted
+    tokens)."""
+
+    fuzzy_lag_tokens: int = 96
+    """Like ``lag_tokens`` for fuzzy loops, which need more evidence than exact ones."""
+
+    fuzzy_max_miss_ratio: float = 0.125
+    """A fuzzy loop survives token mismatches up to this fraction of its length."""
+
+    reemission_min_count: int = 6
+    """A line re-emitted non-consecutively trips at this many occurrences..."""
+
+    reemission_max_gap_lines: float = 4.0
+    """...when its occurrences are on average at most this many lines apart."""
+
+    reemission_min_chars: int = 12
+    """Lines shorter than this (labels, list markers) are never judged as re-emitted."""
+
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+    """Free-form notes carried along (e.g. who tuned the thresholds); not used by the
+    detector."""
+
+    def __post_init__(self) -> None:
+        if self.max_period < 1:
+            raise ValueError("max_period must be >= 1")
+        if self.min_copies < 2:
+            raise ValueError("min_copies must be >= 2: one copy is not a repetition")
+        if not 0.0 <= self.fuzzy_max_miss_ratio < 0.5:
+            raise ValueError("fuzzy_max_miss_ratio must be in [0, 0.5)")
+        if self.fuzzy_min_copies < self.min_copies:
+            raise ValueError("fuzzy_min_copies must be >= min_copies")
+        if self.reemission_min_count < 3:
+            raise ValueError("reemission_min_count must be >= 3")
+
+    def copies_needed(self, period: int, unit: UnitClass) -> int:
+        """Copies of a unit of ``period`` tokens needed for an exact-loop trip."""
+        lag = self.numeric_lag_tokens if unit == "numeric" else self.lag_tokens
+        return self.min_copies + math.ceil(lag / period)
+
+    def fuzzy_copies_needed(self, period: int) -> int:
+        """Copies needed for a loop whose copies are not identical."""
+        return max(self.fuzzy_min_copies, self.min_copies + math.ceil(self.fuzzy_lag_tokens / period))
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+DEFAULT_CONFIG = GuardConfig()

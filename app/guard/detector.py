@@ -1,0 +1,146 @@
+"""The streaming loop detector: feed it every generated token, it says when the output loops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
+from .lines import LineTracker
+from .periods import EXACT, RUN, UNIT, PeriodTracker
+from .structure import classify_unit
+from .verdict import LoopKind, Verdict
+
+# Token ids whose text is a number share this symbol in the fuzzy stream.
+_NUMBER = -1
+# Below this period a unit without a newline is an n-gram; from it on, an inline block.
+_INLINE_MIN_PERIOD = 16
+
+
+class LoopDetector:
+    """One per generation. ``feed`` each step's new token ids and their text; it returns a
+    ``Verdict`` the first time the output is judged degenerate, ``None`` otherwise.
+
+    Three views of the stream run side by side, each in constant amortized work per token:
+    token periods (any unit up to ``max_period`` tokens, exact or fuzzy), line periods
+    (blocks of whole lines of any length, whitespace-insensitive) and line re-emission
+    (the same line coming back with other text in between).
+    """
+
+    def __init__(self, config: GuardConfig = DEFAULT_CONFIG) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the detector is as new."""
+        cfg = self.config
+        self.verdict: Verdict | None = None
+        self._tokens = PeriodTracker(cfg.max_period, cfg.fuzzy_max_miss_ratio, cfg.min_copies)
+        self._lines = LineTracker(cfg)
+        self._chunks: list[str] = []
+        self._ends: list[int] = []  # per token: characters emitted up to and including it
+        self._chars = 0
+        self._text = ""  # lazily joined copy of _chunks, only when a unit must be read
+        self._joined = 0
+        self._numeric: dict[int, bool] = {}
+
+    @property
+    def tokens_seen(self) -> int:
+        return len(self._ends)
+
+    def feed(self, token_ids: Sequence[int], text_delta: str = "") -> Verdict | None:
+        """Consume one step of output. ``text_delta`` is the text of ``token_ids``."""
+        if self.verdict is not None:
+            return None
+        before = self._chars
+        if text_delta:
+            self._chunks.append(text_delta)
+            self._chars += len(text_delta)
+        numeric, ends, push = self._numeric, self._ends, self._tokens.push
+        last = len(token_ids) - 1
+        for n, tid in enumerate(token_ids):
+            is_number = numeric.get(tid)
+            if is_number is None:
+                # A token's text is only known when it arrives alone.
+                if last or not text_delta:
+                    is_number = False
+                else:
+                    is_number = numeric[tid] = text_delta.strip().isdigit()
+            ends.append(self._chars if n == last else before)
+            if push(_NUMBER if is_number else tid, tid):
+                verdict = self._check_tokens()
+                if verdict is not None:
+                    self.verdict = verdict
+                    return verdict
+        if "\n" in text_delta:
+            verdict = self._lines.feed(text_delta, len(ends))
+            if verdict is not None:
+                self.verdict = verdict
+                return verdict
+        elif text_delta:
+            self._lines.extend(text_delta)
+        return None
+
+    def _check_tokens(self) -> Verdict | None:
+        cfg = self.config
+        i = len(self._ends) - 1
+        for p, state in self._tokens.active.items():
+            run = state[RUN]
+            if run + p < cfg.min_copies * p:
+                continue
+            unit = state[UNIT]
+            if unit is None:
+                unit = state[UNIT] = classify_unit(self._text_between(i - p + 1, i + 1))
+            exact = state[EXACT]
+            if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
+                return self._verdict(self._token_kind(p, i), p, exact, i)
+            if exact < run and self._over_threshold(run, p, unit, cfg.fuzzy_copies_needed(p)):
+                return self._verdict("fuzzy_loop", p, run, i)
+        return None
+
+    def _over_threshold(self, run: int, p: int, unit: UnitClass, copies: int) -> bool:
+        if run + p < self.config.min_copies * p:
+            return False
+        if unit == "structural":
+            i = len(self._ends) - 1
+            start = i - run - p
+            chars = self._ends[i] - (self._ends[start] if start >= 0 else 0)
+            return chars >= self.config.structural_max_chars
+        return run + p >= copies * p
+
+    def _token_kind(self, p: int, i: int) -> LoopKind:
+        if p == 1:
+            return "token_run"
+        unit = self._text_between(i - p + 1, i + 1)
+        if "\n" in unit.strip("\n"):
+            return "block_loop"
+        if "\n" in unit:
+            return "line_loop"
+        return "inline_block" if p >= _INLINE_MIN_PERIOD else "ngram_loop"
+
+    def _verdict(self, kind: LoopKind, p: int, run: int, i: int) -> Verdict:
+        return Verdict(
+            kind=kind, period=p, onset=i + 1 - run - p, repeats=(run + p) // p, trip_at=i + 1
+        )
+
+    def _text_between(self, start: int, stop: int) -> str:
+        """Text of tokens ``start .. stop-1``."""
+        if self._joined < len(self._chunks):
+            self._text += "".join(self._chunks[self._joined :])
+            self._joined = len(self._chunks)
+        begin = self._ends[start - 1] if start > 0 else 0
+        return self._text[begin : self._ends[stop - 1]]
+
+
+def scan(
+    token_ids: Sequence[int],
+    token_texts: Sequence[str] | None = None,
+    config: GuardConfig = DEFAULT_CONFIG,
+) -> Verdict | None:
+    """Run a whole finished output through a fresh detector (offline labelling)."""
+    detector = LoopDetector(config)
+    texts: Iterable[str] = token_texts if token_texts is not None else [""] * len(token_ids)
+    for tid, text in zip(token_ids, texts, strict=True):
+        verdict = detector.feed((tid,), text)
+        if verdict is not None:
+            return verdict
+    return None

@@ -1,0 +1,124 @@
+"""Line-level views of the stream: repeated blocks of whole lines, and re-emitted lines."""
+
+from __future__ import annotations
+
+from .config import GuardConfig
+from .structure import classify_unit, has_letters, normalize_line, normalize_numbers
+from .verdict import Verdict
+
+
+class LineTracker:
+    """Follows completed lines. Blank lines are skipped (``A\\n\\nA`` repeats ``A``), and
+    lines compare case- and whitespace-insensitively, so it catches loops the token view
+    misses: blocks longer than ``max_period`` tokens, and copies that tokenize differently.
+    It works once per line, in ``max_block_lines`` steps."""
+
+    def __init__(self, config: GuardConfig) -> None:
+        self.config = config
+        self._current: list[str] = []
+        self._start = 0  # token index where the current line began
+        self._lines: list[str] = []  # normalized non-blank lines
+        self._keys: list[str] = []  # ...with numbers folded
+        self._ends: list[int] = []  # token index just past each line (its newline included)
+        self._begins: list[int] = []
+        q = config.max_block_lines + 1
+        self._exact = [0] * q
+        self._fuzzy = [0] * q
+        self._seen: dict[str, list[int]] = {}  # line -> [count, first line, first token]
+
+    def extend(self, text: str) -> None:
+        if text:
+            self._current.append(text)
+
+    def feed(self, text: str, tokens_seen: int) -> Verdict | None:
+        """Consume text that holds at least one newline; ``tokens_seen`` counts it."""
+        *complete, rest = text.split("\n")
+        verdict = None
+        for n, part in enumerate(complete):
+            self._current.append(part)
+            line = "".join(self._current)
+            self._current = []
+            found = self._finish(line, tokens_seen)
+            verdict = verdict or found
+            if n == len(complete) - 1:
+                self._start = tokens_seen - 1 if rest else tokens_seen
+        if rest:
+            self._current.append(rest)
+        return verdict
+
+    def _finish(self, line: str, end: int) -> Verdict | None:
+        start, self._start = self._start, end
+        norm = normalize_line(line)
+        if not norm:
+            if self._ends:
+                self._ends[-1] = end  # a blank line belongs to the block above it
+            return None
+        key = normalize_numbers(norm)
+        lines, keys = self._lines, self._keys
+        n = len(lines)
+        lines.append(norm)
+        keys.append(key)
+        self._begins.append(start)
+        self._ends.append(end)
+        exact, fuzzy = self._exact, self._fuzzy
+        hot = None
+        threshold = self.config.min_copies - 1
+        for q in range(1, min(self.config.max_block_lines, n) + 1):
+            if lines[n - q] == norm:
+                exact[q] += 1
+            else:
+                exact[q] = 0
+            if keys[n - q] == key:
+                fuzzy[q] += 1
+                if fuzzy[q] >= threshold * q:
+                    hot = [q] if hot is None else [*hot, q]
+            else:
+                fuzzy[q] = 0
+        if hot is not None:
+            verdict = self._check_blocks(hot, n, end)
+            if verdict is not None:
+                return verdict
+        return self._check_reemission(norm, n, start, end)
+
+    def _check_blocks(self, hot: list[int], n: int, end: int) -> Verdict | None:
+        cfg = self.config
+        for q in hot:
+            run_exact, run_fuzzy = self._exact[q], self._fuzzy[q]
+            block = "\n".join(self._lines[n - q + 1 :])
+            period = end - self._ends[n - q]
+            unit = classify_unit(block)
+            if run_exact:
+                span = run_exact + q
+                if unit == "structural":
+                    tripped = len(block) * span // q >= cfg.structural_max_chars
+                else:
+                    tripped = span >= cfg.copies_needed(period, unit) * q
+                if tripped:
+                    kind = "line_loop" if q == 1 else "block_loop"
+                    return self._verdict(kind, period, n + 1 - span, span // q, end)
+            if run_fuzzy > run_exact and unit == "content":
+                span = run_fuzzy + q
+                if span >= cfg.fuzzy_copies_needed(period) * q:
+                    return self._verdict("fuzzy_loop", period, n + 1 - span, span // q, end)
+        return None
+
+    def _check_reemission(self, norm: str, n: int, start: int, end: int) -> Verdict | None:
+        cfg = self.config
+        if len(norm) < cfg.reemission_min_chars or not has_letters(norm, 4):
+            return None
+        entry = self._seen.get(norm)
+        if entry is None:
+            self._seen[norm] = [1, n, start]
+            return None
+        entry[0] += 1
+        count, first_line, first_token = entry
+        if count < cfg.reemission_min_count:
+            return None
+        if (n - first_line) / (count - 1) > cfg.reemission_max_gap_lines:
+            return None
+        period = max(1, (end - first_token) // count)
+        return Verdict("block_reemission", period, first_token, count, end)
+
+    def _verdict(self, kind, period: int, first_line: int, repeats: int, end: int) -> Verdict:
+        onset = self._begins[first_line]
+        return Verdict(kind=kind, period=period, onset=onset, repeats=repeats, trip_at=end)

@@ -1,0 +1,106 @@
+"""Follows every candidate period of a symbol stream in constant amortized work per symbol."""
+
+from __future__ import annotations
+
+# Candidate state, kept in a small list for speed: [run, exact_run, misses, unit_class].
+RUN, EXACT, MISSES, UNIT = 0, 1, 2, 3
+
+
+class PeriodTracker:
+    """Knows, after each symbol, which periods the end of the stream repeats with.
+
+    For a period ``p`` the *run* is how many of the latest symbols equal the symbol ``p``
+    places before them, so the stream ends with ``(run + p) / p`` copies of a unit of ``p``
+    symbols. Checking every ``p`` up to ``max_period`` would cost ``max_period`` steps per
+    symbol; instead a period becomes a candidate only when the current symbol (or the
+    current pair) last occurred exactly ``p`` places back, which is how every loop shows
+    itself once its second copy starts, and a candidate is dropped as soon as the stream
+    stops following it. Natural text keeps one or two candidates alive at a time.
+
+    Each symbol comes as a pair: ``norm`` (numbers folded together, which lets copies that
+    differ only in their numbers match) and ``raw``. ``run`` counts matches of ``norm`` and
+    tolerates a small share of mismatches (fuzzy loops); ``exact_run`` counts uninterrupted
+    matches of ``raw`` (exact loops).
+    """
+
+    __slots__ = (
+        "max_period",
+        "min_copies",
+        "miss_ratio_inverse",
+        "norm",
+        "raw",
+        "active",
+        "_last1",
+        "_last2",
+    )
+
+    def __init__(self, max_period: int, max_miss_ratio: float, min_copies: int) -> None:
+        self.max_period = max_period
+        self.min_copies = min_copies - 1  # a run of (min_copies - 1) * p is min_copies copies
+        # a candidate dies when misses * inverse > run; 0 ratio means no misses allowed
+        self.miss_ratio_inverse = 1.0 / max_miss_ratio if max_miss_ratio > 0 else float("inf")
+        self.norm: list[int] = []
+        self.raw: list[int] = []
+        self.active: dict[int, list] = {}
+        self._last1: dict[int, int] = {}
+        self._last2: dict[int, int] = {}
+
+    def push(self, norm_symbol: int, raw_symbol: int) -> bool:
+        """Append a symbol; True when some candidate has reached ``min_copies`` copies."""
+        norm, raw, active = self.norm, self.raw, self.active
+        i = len(norm)
+        norm.append(norm_symbol)
+        raw.append(raw_symbol)
+        dead = None
+        hot = False
+        for p, state in active.items():
+            if norm[i - p] == norm_symbol:
+                state[RUN] += 1
+                state[EXACT] = state[EXACT] + 1 if raw[i - p] == raw_symbol else 0
+                if state[RUN] >= self.min_copies * p:
+                    hot = True
+            else:
+                state[MISSES] += 1
+                state[EXACT] = 0
+                if state[MISSES] * self.miss_ratio_inverse > state[RUN]:
+                    if dead is None:
+                        dead = [p]
+                    else:
+                        dead.append(p)
+                else:
+                    state[RUN] += 1
+        if dead is not None:
+            for p in dead:
+                del active[p]
+
+        last = self._last1.get(norm_symbol)
+        self._last1[norm_symbol] = i
+        if last is not None:
+            hot = self._open(i, i - last) or hot
+        if i:
+            pair = (norm[i - 1] << 21) | (norm_symbol + 1)
+            last = self._last2.get(pair)
+            self._last2[pair] = i
+            if last is not None:
+                hot = self._open(i, i - last) or hot
+        return hot
+
+    def _open(self, i: int, p: int) -> bool:
+        if p > self.max_period or p in self.active:
+            return False
+        norm, raw = self.norm, self.raw
+        # Measure how far back the period already holds: a loop whose unit repeats a
+        # symbol internally is discovered a little late, and its run must not restart.
+        # Bounded, so a late discovery costs at most a few copies of the unit.
+        limit = max(0, i - 8 * p - 64, p - 1)
+        j = i
+        while j > limit and norm[j] == norm[j - p]:
+            j -= 1
+        run = i - j
+        if run == 0:
+            return False
+        k = i
+        while k > j and raw[k] == raw[k - p]:
+            k -= 1
+        self.active[p] = [run, i - k, 0, None]
+        return run >= self.min_copies * p
