@@ -1,0 +1,123 @@
+"""The HTTP routes: validate, call the service, answer JSON or an SSE stream."""
+
+from __future__ import annotations
+
+
+from contextlib import aclosing
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.errors import NotFound
+from app.ocr_service import OcrRequest, ResultEvent
+
+from .deps import (
+    FailureLogDep,
+    MetricsDep,
+    ServiceDep,
+    SettingsDep,
+    require_key,
+    require_key_for_health,
+    require_key_for_metrics,
+)
+from .inputs import read_ocr_request
+from .schemas import Feedback, OcrJsonRequest, OcrOptions
+from .sse import sse_events
+
+router = APIRouter()
+
+_OCR_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary"},
+                        **OcrOptions.model_json_schema()["properties"],
+                    },
+                }
+            },
+            "application/json": {"schema": OcrJsonRequest.model_json_schema()},
+        },
+    }
+}
+
+
+@router.post(
+    "/v1/ocr",
+    dependencies=[Depends(require_key)],
+    openapi_extra=_OCR_BODY,
+    summary="Transcribe a document image or PDF into {header, margin, footer, text}",
+)
+async def ocr(request: Request, settings: SettingsDep, service: ServiceDep) -> Response:
+    options, pages = await read_ocr_request(request, settings)
+    job = OcrRequest(
+        pages=pages,
+        mode=options.guard,
+        max_tokens=options.max_tokens or settings.max_tokens,
+        seed=options.seed,
+    )
+    if options.stream:
+        admission = service.admit()
+        await admission.__aenter__()  # 503 now, before the 200 starts streaming
+
+        async def body():
+            try:
+                async for chunk in sse_events(service.transcribe(job), job.request_id):
+                    yield chunk
+            finally:
+                await admission.__aexit__(None, None, None)
+
+        return StreamingResponse(
+            body(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Request-Id": job.request_id},
+        )
+    async with service.admit(), aclosing(service.transcribe(job)) as events:
+        async for event in events:
+            if isinstance(event, ResultEvent):
+                return JSONResponse(event.body, headers={"X-Request-Id": job.request_id})
+    raise RuntimeError("transcribe ended without a result")  # pragma: no cover
+
+
+@router.post("/v1/ocr/{request_id}/feedback", dependencies=[Depends(require_key)], status_code=202)
+async def feedback(request_id: str, correction: Feedback, failure_log: FailureLogDep) -> dict:
+    """Attach a corrected transcription to a logged request (a future *chosen* example)."""
+    if not await failure_log.known_request(request_id):
+        raise NotFound(f"no failure record for request {request_id}")
+    await failure_log.attach_feedback(request_id, correction.model_dump(exclude_none=True))
+    return {"request_id": request_id, "status": "stored"}
+
+
+@router.get("/healthz", dependencies=[Depends(require_key_for_health)])
+async def healthz() -> dict:
+    return {"status": "alive"}
+
+
+@router.get("/readyz", dependencies=[Depends(require_key_for_health)])
+async def readyz(service: ServiceDep, failure_log: FailureLogDep, metrics: MetricsDep) -> JSONResponse:
+    """503 while the model is not loaded or the server drains. A Redis outage only makes
+    the state ``degraded``: OCR still works and failure records wait in memory."""
+    model_ok = service.engine.ready and not service.draining
+    redis_ok = await failure_log.ping()
+    status = "ready" if model_ok and redis_ok else ("degraded" if model_ok else "unavailable")
+    metrics.ready.set(1 if status == "ready" else 0)
+    body = {
+        "status": status,
+        "model": {"id": service.engine.model_id, "revision": service.engine.revision, "loaded": service.engine.ready},
+        "draining": service.draining,
+        "redis": {"reachable": redis_ok, "buffered_records": failure_log.buffered, "dropped_records": failure_log.dropped},
+        "inflight": service.inflight,
+    }
+    return JSONResponse(body, status_code=200 if model_ok else 503)
+
+
+@router.get("/metrics", dependencies=[Depends(require_key_for_metrics)])
+async def metrics_endpoint(metrics: MetricsDep) -> Response:
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+

@@ -1,0 +1,85 @@
+"""The ``ocrguard`` command: serve the API, scan texts with the guard."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EXAMPLES = """examples:
+  ocrguard serve --host 0.0.0.0 --port 8000
+  OCRGUARD_MODEL=/models/dharma-ocr-lite OCRGUARD_ENGINE=vllm ocrguard serve
+  ocrguard guard scan outputs/*.txt
+  ocrguard guard scan --tokenizer models/ocrguard-tiny page.txt
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ocrguard", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the HTTP service", epilog=EXAMPLES,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    guard = commands.add_parser("guard", help="the loop detector, offline")
+    guard_commands = guard.add_subparsers(dest="guard_command", required=True)
+    scan = guard_commands.add_parser(
+        "scan",
+        help="print one JSON line per text file: did the guard trip, where, on what loop",
+        epilog="example:\n  ocrguard guard scan bench/guard/corpus/degenerate/*.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scan.add_argument("files", nargs="+", type=Path)
+    scan.add_argument("--tokenizer", default=None, help="model folder whose tokenizer to use (default: the served model's)")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        from .server import serve as run_server
+
+        return run_server(args.host, args.port)
+    return _scan(args.files, args.tokenizer)
+
+
+def _scan(files: list[Path], tokenizer_path: str | None) -> int:
+    from transformers import AutoTokenizer
+
+    from .config import get_settings
+    from .guard import DEFAULT_CONFIG, scan
+
+    path = tokenizer_path or get_settings().model
+    local = Path(path).is_dir()
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+    status = 0
+    for file in files:
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(json.dumps({"file": str(file), "error": str(exc)}), flush=True)
+            status = 1
+            continue
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        texts = _token_texts(tokenizer, ids)
+        verdict = scan(ids, texts, DEFAULT_CONFIG)
+        line = {"file": str(file), "tripped": verdict is not None, "kind": None, "period": None,
+                "onset": None, "trip_at": None, "repeats": None, "tokens": len(ids),
+                "guard_version": DEFAULT_CONFIG.version}
+        if verdict is not None:
+            line.update(verdict.as_dict())
+        print(json.dumps(line), flush=True)
+    return status
+
+
+def _token_texts(tokenizer, ids: list[int]) -> list[str]:
+    """Each token's text as a stream would deliver it (whole characters only)."""
+    from .engines.detokenizer import IncrementalDetokenizer
+
+    detok = IncrementalDetokenizer(tokenizer)
+    return [detok.push([i]) for i in ids]
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.WARNING)
+    sys.exit(main())

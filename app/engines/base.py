@@ -1,0 +1,82 @@
+"""The engine protocol: what the OCR service needs from a model runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Literal, Protocol, runtime_checkable
+
+from PIL import Image
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    max_tokens: int = 1024
+    """Most tokens to generate, the prefix excluded."""
+    temperature: float = 0.0
+    """0 is greedy decoding."""
+    seed: int | None = None
+    """Seed for sampled decoding, recorded so an attempt can be replayed."""
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError("max_tokens must be >= 1")
+        if self.temperature < 0:
+            raise ValueError("temperature must be >= 0")
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    request_id: str
+    """Unique per engine call; ``abort`` takes it."""
+    image: Image.Image
+    prompt: str
+    """The instruction text (the chat template is the engine's business)."""
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    prefix_token_ids: tuple[int, ...] = ()
+    """Output tokens the generation continues from (recovery resumes after a rewind)."""
+    banned_first_token_ids: frozenset[int] = frozenset()
+    """Tokens that may not be generated at the first new step."""
+    banned_sequences: tuple[tuple[int, ...], ...] = ()
+    """Token sequences that may not be generated anywhere in the new output."""
+
+
+@dataclass(frozen=True)
+class TokenDelta:
+    """One step of a streamed generation."""
+
+    token_ids: tuple[int, ...]
+    text: str
+    """Text of ``token_ids``; empty while a character's bytes are incomplete."""
+    logprobs: tuple[float, ...] | None = None
+    finish_reason: FinishReason | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A model runtime that streams tokens for one page image at a time."""
+
+    model_id: str
+    revision: str
+    max_concurrency: int
+
+    @property
+    def ready(self) -> bool: ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
+        """Stream the output. Closing the iterator aborts the request."""
+        ...
+
+    async def abort(self, request_id: str) -> None:
+        """Stop a running request at the next token; unknown ids are ignored."""
+        ...
+
+    def decode(self, token_ids: tuple[int, ...] | list[int]) -> str: ...
+
+    async def close(self) -> None: ...
+
+
+class EngineError(RuntimeError):
+    """The engine failed for a reason that is not the request's fault."""

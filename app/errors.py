@@ -1,0 +1,49 @@
+"""The service's errors: each has a stable code and the HTTP status it maps to."""
+
+from __future__ import annotations
+
+
+class OcrGuardError(Exception):
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers or {}
+
+
+class PayloadTooLarge(OcrGuardError):
+    code, status = "payload_too_large", 413
+
+
+class UnsupportedMediaType(OcrGuardError):
+    code, status = "unsupported_media_type", 415
+
+
+class InvalidImage(OcrGuardError):
+    code, status = "invalid_image", 422
+
+
+class InvalidRequest(OcrGuardError):
+    code, status = "invalid_request", 422
+
+
+class Unauthorized(OcrGuardError):
+    code, status = "unauthorized", 401
+
+
+class NotFound(OcrGuardError):
+    code, status = "not_found", 404
+
+
+class Overloaded(OcrGuardError):
+    code, status = "overloaded", 503
+
+
+class ShuttingDown(OcrGuardError):
+    code, status = "shutting_down", 503
+
+
+class EngineFailed(OcrGuardError):
+    code, status = "engine_failed", 502

@@ -1,0 +1,223 @@
+"""The failure log: one Redis Stream entry per guard trip, surviving Redis outages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+RECORD_SCHEMA = "1"
+
+
+@dataclass
+class FailureRecord:
+    """What training needs of one degenerate generation (see DESIGN.md, the contract)."""
+
+    request_id: str
+    page: int
+    model_id: str
+    model_revision: str
+    prompt_version: str
+    prompt: str
+    guard_version: str
+    guard_mode: str
+    image_sha256: str
+    attempt: int
+    sampling: dict[str, Any]
+    output: str
+    """The degenerate output up to the abort."""
+    output_token_ids: list[int]
+    verdict: dict[str, Any]
+    recovered: bool = False
+    """Whether the page ended with a clean attempt."""
+    final_output: str = ""
+    """What the request returned for the page after recovery."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+    def to_fields(self) -> dict[str, str]:
+        fields = {}
+        for key, value in asdict(self).items():
+            fields[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        fields["schema"] = RECORD_SCHEMA
+        return fields
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, str]) -> FailureRecord:
+        kwargs: dict[str, Any] = {}
+        for name, info in cls.__dataclass_fields__.items():
+            if name not in fields:
+                continue
+            raw = fields[name]
+            kwargs[name] = raw if info.type == "str" else json.loads(raw)
+        return cls(**kwargs)
+
+
+@dataclass
+class _Pending:
+    record: FailureRecord
+    image_png: bytes | None
+    size: int
+
+
+class FailureLog:
+    """Writes failure records and page images to Redis; never raises into a request.
+
+    While Redis is unreachable, records wait in a bounded buffer (count and bytes) and a
+    background task flushes them once Redis answers; the oldest are dropped, and counted,
+    when the buffer is full.
+    """
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        metrics: Metrics,
+        *,
+        stream_key: str,
+        stream_maxlen: int,
+        key_prefix: str,
+        image_ttl_seconds: int,
+        buffer_max_records: int,
+        buffer_max_bytes: int,
+        flush_interval_seconds: float = 1.0,
+    ) -> None:
+        self.client = client
+        self._metrics = metrics
+        self.stream_key = stream_key
+        self._maxlen = stream_maxlen
+        self.key_prefix = key_prefix
+        self._image_ttl = image_ttl_seconds
+        self._max_records = buffer_max_records
+        self._max_bytes = buffer_max_bytes
+        self._interval = flush_interval_seconds
+        self._buffer: deque[_Pending] = deque()
+        self._buffer_bytes = 0
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buffer)
+
+    def image_key(self, sha256: str) -> str:
+        return f"{self.key_prefix}image:{sha256}"
+
+    def request_key(self, request_id: str) -> str:
+        return f"{self.key_prefix}request:{request_id}"
+
+    def feedback_key(self, request_id: str) -> str:
+        return f"{self.key_prefix}feedback:{request_id}"
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._flush_forever(), name="failure-log-flush")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self.flush()
+        if self._buffer:
+            logger.warning("%d failure records still buffered at shutdown", len(self._buffer))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (RedisError, OSError):
+            return False
+
+    async def append(self, record: FailureRecord, image_png: bytes | None) -> None:
+        """Write a record (and its page image), or buffer it if Redis is unavailable."""
+        pending = _Pending(record, image_png, _size(record, image_png))
+        async with self._lock:
+            if not self._buffer and await self._write(pending):
+                self._metrics.log_records.labels("written").inc()
+                return
+            self._push(pending)
+
+    async def flush(self) -> int:
+        """Write buffered records in order; stop at the first failure. Returns how many."""
+        written = 0
+        async with self._lock:
+            while self._buffer:
+                if not await self._write(self._buffer[0]):
+                    break
+                item = self._buffer.popleft()
+                self._buffer_bytes -= item.size
+                written += 1
+            self._metrics.log_buffered.set(len(self._buffer))
+        if written:
+            self._metrics.log_records.labels("flushed").inc(written)
+            logger.info("flushed %d buffered failure records", written)
+        return written
+
+    async def known_request(self, request_id: str) -> bool:
+        if any(p.record.request_id == request_id for p in self._buffer):
+            return True
+        return bool(await self.client.exists(self.request_key(request_id)))
+
+    async def attach_feedback(self, request_id: str, feedback: dict[str, Any]) -> None:
+        """Store a correction for a logged request; training joins it by request id."""
+        key = self.feedback_key(request_id)
+        payload = json.dumps({**feedback, "time": time.time()}, ensure_ascii=False)
+        await self.client.set(key, payload, ex=self._image_ttl)
+
+    def _push(self, pending: _Pending) -> None:
+        self._buffer.append(pending)
+        self._buffer_bytes += pending.size
+        self._metrics.log_records.labels("buffered").inc()
+        while len(self._buffer) > self._max_records or self._buffer_bytes > self._max_bytes:
+            old = self._buffer.popleft()
+            self._buffer_bytes -= old.size
+            self.dropped += 1
+            self._metrics.log_records.labels("dropped").inc()
+            logger.warning("failure log buffer full: dropped record of %s", old.record.request_id)
+        self._metrics.log_buffered.set(len(self._buffer))
+
+    async def _write(self, pending: _Pending) -> bool:
+        record = pending.record
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                if pending.image_png is not None:
+                    key = self.image_key(record.image_sha256)
+                    pipe.set(key, pending.image_png, nx=True, ex=self._image_ttl)
+                    pipe.expire(key, self._image_ttl)
+                pipe.set(self.request_key(record.request_id), "1", ex=self._image_ttl)
+                pipe.xadd(
+                    self.stream_key, record.to_fields(), maxlen=self._maxlen, approximate=True
+                )
+                await pipe.execute()
+            return True
+        except (RedisError, OSError) as exc:
+            self._metrics.log_records.labels("error").inc()
+            logger.warning("failure log write failed (%s); buffering", exc)
+            return False
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            if self._buffer:
+                try:
+                    await self.flush()
+                except Exception:  # the flusher must outlive any surprise
+                    logger.exception("failure log flush crashed")
+
+
+def _size(record: FailureRecord, image_png: bytes | None) -> int:
+    return len(record.output) * 4 + len(record.output_token_ids) * 8 + len(image_png or b"") + 1024

@@ -1,0 +1,104 @@
+"""Builds the FastAPI application and its long-lived objects."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from .api.limits import BodyLimitMiddleware
+from .api.routes import router
+from .config import Settings, get_settings
+from .engines import Engine, load_engine
+from .errors import OcrGuardError
+from .failure_log import FailureLog
+from .guard import DEFAULT_CONFIG as GUARD_CONFIG
+from .guard.recovery import RecoveryConfig
+from .metrics import Metrics
+from .ocr_service import OcrService
+
+logger = logging.getLogger(__name__)
+
+_OUTCOME_BY_STATUS = {401: "unauthorized", 503: "overloaded"}
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    """The app. ``engine`` lets a caller (a test, a benchmark) supply a loaded engine."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        metrics = Metrics()
+        client = aioredis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds,
+        )
+        failure_log = FailureLog(
+            client,
+            metrics,
+            stream_key=settings.stream_key,
+            stream_maxlen=settings.stream_maxlen,
+            key_prefix=settings.key_prefix,
+            image_ttl_seconds=settings.image_ttl_seconds,
+            buffer_max_records=settings.buffer_max_records,
+            buffer_max_bytes=settings.buffer_max_bytes,
+            flush_interval_seconds=settings.flush_interval_seconds,
+        )
+        served = engine or load_engine(settings)
+        recovery = RecoveryConfig(strategy=settings.guard_strategy, max_attempts=settings.guard_max_attempts)
+        service = OcrService(
+            served, failure_log, metrics, guard=GUARD_CONFIG, recovery=recovery, max_queue=settings.max_queue
+        )
+        metrics.info.info({"model": served.model_id, "revision": served.revision, "guard_version": GUARD_CONFIG.version})
+        app.state.settings = settings
+        app.state.metrics = metrics
+        app.state.failure_log = failure_log
+        app.state.service = service
+        failure_log.start()
+        logger.info("serving %s (%s) with guard %s", served.model_id, served.revision, GUARD_CONFIG.version)
+        try:
+            yield
+        finally:
+            service.draining = True
+            if not await service.wait_idle(settings.shutdown_grace_seconds):
+                logger.warning("shutdown: %d requests still in flight after the grace period", service.inflight)
+            await failure_log.close()
+            if engine is None:
+                await served.close()
+            await client.aclose()
+
+    app = FastAPI(
+        title="ocrguard",
+        version="0.1.0",
+        summary="Structured OCR with a live degeneration guard",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.include_router(router)
+
+    @app.exception_handler(OcrGuardError)
+    async def _known_error(request: Request, exc: OcrGuardError) -> JSONResponse:
+        _count_refusal(request, exc.status)
+        return JSONResponse(
+            {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        _count_refusal(request, 422)
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": {"code": "invalid_request", "message": problems}}, status_code=422)
+
+    return app
+
+
+def _count_refusal(request: Request, status: int) -> None:
+    if request.url.path != "/v1/ocr" or not hasattr(request.app.state, "metrics"):
+        return
+    outcome = _OUTCOME_BY_STATUS.get(status, "client_error" if status < 500 else "server_error")
+    request.app.state.metrics.requests.labels(request.app.state.service.model, outcome).inc()

@@ -1,0 +1,80 @@
+"""The OCR prompt and the structured output schema the served model is asked for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+# Bump when the wording changes: failure records and DPO pairs carry it, and pairs are
+# only valid for the prompt they were generated with.
+PROMPT_VERSION = "dharma-json-v1"
+
+# The schema of DharmaOCR: four fields, each the transcribed text of that page region.
+OUTPUT_FIELDS = ("header", "margin", "footer", "text")
+
+OCR_INSTRUCTION = (
+    "Transcreva o documento da imagem. Responda somente com um objeto JSON com as chaves "
+    '"header", "margin", "footer" e "text", cada uma com o texto daquela região '
+    '(string vazia quando não houver).'
+)
+
+# Qwen2.5-VL conversation format, written for the embedded model's processor.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def ocr_messages(instruction: str = OCR_INSTRUCTION) -> list[dict[str, object]]:
+    """The chat messages for one page: the image, then the instruction."""
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "image"}, {"type": "text", "text": instruction}],
+        }
+    ]
+
+
+@dataclass(frozen=True)
+class PageFields:
+    header: str = ""
+    margin: str = ""
+    footer: str = ""
+    text: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {f: getattr(self, f) for f in OUTPUT_FIELDS}, ensure_ascii=False, separators=(",", ":")
+        )
+
+
+def parse_output(raw: str) -> PageFields | None:
+    """The page fields of a model output, or None when it is not the expected JSON object.
+
+    Tolerates a markdown code fence around the object and missing keys (empty), because
+    production models emit both; anything that is not a JSON object of strings is None.
+    """
+    text = raw.strip()
+    if text.startswith("```"):
+        text = text.strip("`")
+        text = text.removeprefix("json").strip()
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    fields = {}
+    for key in OUTPUT_FIELDS:
+        item = value.get(key, "")
+        if item is None:
+            item = ""
+        if not isinstance(item, str):
+            return None
+        fields[key] = item
+    return PageFields(**fields)

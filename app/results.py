@@ -1,0 +1,80 @@
+"""Typed results and stream events of an OCR request (no web framework types)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+GuardMode = Literal["off", "detect", "abort", "recover"]
+GuardOutcome = Literal["none", "flagged", "aborted", "recovered", "failed"]
+
+
+@dataclass
+class AttemptReport:
+    number: int
+    mode: str
+    temperature: float
+    prefix_tokens: int
+    tokens_generated: int
+    finish_reason: str | None
+    verdict: dict[str, Any] | None
+
+
+@dataclass
+class GuardReport:
+    mode: GuardMode
+    version: str
+    tripped: bool = False
+    kind: str | None = None
+    period: int | None = None
+    onset: int | None = None
+    lag: int | None = None
+    action: GuardOutcome = "none"
+    attempts: list[AttemptReport] = field(default_factory=list)
+    tokens_generated: int = 0
+    tokens_saved: int = 0
+
+
+@dataclass
+class PageResult:
+    page: int
+    header: str | None
+    margin: str | None
+    footer: str | None
+    text: str | None
+    raw_text: str
+    valid_json: bool
+    """False when the model's output did not parse as the schema: read ``raw_text``."""
+    finish_reason: str | None
+    guard: GuardReport
+    image_sha256: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DeltaEvent:
+    page: int
+    attempt: int
+    text: str
+
+
+@dataclass
+class GuardEvent:
+    """The guard tripped. ``keep_chars`` tells a streaming client how much of the page's
+    text so far to keep (None: keep it all, the output was only flagged)."""
+
+    page: int
+    attempt: int
+    verdict: dict[str, Any]
+    action: str
+    keep_chars: int | None
+
+
+@dataclass
+class PageEvent:
+    result: PageResult
+
+
+Event = DeltaEvent | GuardEvent | PageEvent

@@ -1,0 +1,54 @@
+"""Runs the app under uvicorn with a graceful drain on SIGTERM."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import uvicorn
+
+from .config import get_settings
+from .main import create_app
+
+logger = logging.getLogger(__name__)
+
+
+class _DrainingServer(uvicorn.Server):
+    """On SIGTERM/SIGINT readiness fails first (the load balancer stops sending), then
+    uvicorn stops accepting and waits for in-flight requests up to the grace period."""
+
+    def __init__(self, config: uvicorn.Config, drain_seconds: float) -> None:
+        super().__init__(config)
+        self._drain_seconds = drain_seconds
+        self._draining = False
+
+    def handle_exit(self, sig, frame) -> None:
+        app = self.config.loaded_app
+        service = getattr(getattr(getattr(app, "app", app), "state", None), "service", None)
+        if self._draining or service is None or self._drain_seconds <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self._draining = True
+        service.draining = True
+        logger.info("signal %s: draining for %.1fs before shutdown", sig, self._drain_seconds)
+        timer = threading.Timer(self._drain_seconds, super().handle_exit, args=(sig, frame))
+        timer.daemon = True
+        timer.start()
+
+
+def serve(host: str, port: int) -> int:
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(settings)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
+        log_config=None,
+    )
+    _DrainingServer(config, settings.drain_seconds).run()
+    return 0
