@@ -47,7 +47,7 @@ class GuardConfig:
     """Units without letters or digits (``----``, ``....``, ``| |``, ``<td></td>``) trip
     once the repeated span exceeds this many characters."""
 
-    fuzzy_min_copies: int = 8
+    fuzzy_min_copies: int = 16
     """Fewest copies for a loop whose copies differ (changing numbers, a few substituted
     tokens)."""
 
@@ -57,7 +57,7 @@ class GuardConfig:
     fuzzy_max_miss_ratio: float = 0.125
     """A fuzzy loop survives token mismatches up to this fraction of its length."""
 
-    reemission_min_count: int = 6
+    reemission_min_count: int = 8
     """A line re-emitted non-consecutively trips at this many occurrences..."""
 
     reemission_max_gap_lines: float = 4.0

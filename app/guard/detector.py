@@ -93,7 +93,9 @@ class LoopDetector:
             exact = state[EXACT]
             if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
                 return self._verdict(self._token_kind(p, i), p, exact, i)
-            if exact < run and self._over_threshold(run, p, unit, cfg.fuzzy_copies_needed(p)):
+            # Numbers and separators vary legitimately row after row (tables, indexes): only
+            # units with words can loop fuzzily.
+            if exact < run and unit == "content" and run + p >= cfg.fuzzy_copies_needed(p) * p:
                 return self._verdict("fuzzy_loop", p, run, i)
         return None
 

@@ -1,0 +1,154 @@
+"""The loop detector: what trips, when, and what must not."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from app.guard import DEFAULT_CONFIG, GuardConfig, LoopDetector
+
+from .tokens import WordTokenizer, scan_text
+
+INTRO = "Relatório anual da empresa. Os resultados foram bons.\n"
+
+
+@pytest.mark.parametrize(
+    ("unit", "copies", "kind"),
+    [
+        (" a", 40, "token_run"),
+        ("the cat sat on the mat. ", 12, "ngram_loop"),
+        ("| 0,00 | Total geral do mês |\n", 12, "line_loop"),
+        ("Primeira linha do bloco.\nSegunda linha do bloco.\n", 8, "block_loop"),
+        ("<tr><td>Nome</td><td>Valor</td><td>Data</td></tr>", 8, "inline_block"),
+    ],
+    ids=["token-run", "ngram", "table-row", "paragraph", "html-one-line"],
+)
+def test_exact_loops_trip_with_their_kind_and_period(unit, copies, kind):
+    verdict = scan_text(INTRO + unit * copies)
+    period = len(WordTokenizer().encode(unit * 2)[0]) // 2  # tokens of one copy in the stream
+    assert verdict is not None
+    assert (verdict.kind, verdict.period) == (kind, period)
+    assert verdict.repeats < copies  # caught before the end
+
+
+def test_trips_at_the_threshold_token_exactly():
+    # " alfa beta gama" is a 3-token unit; it needs min_copies + ceil(16/3) = 9 copies.
+    tokenizer = WordTokenizer()
+    ids, pieces = tokenizer.encode("começo" + " alfa beta gama" * 20)
+    detector = LoopDetector()
+    trips = [n for n, (i, p) in enumerate(zip(ids, pieces)) if detector.feed((i,), p)]
+    assert trips == [1 + 9 * 3 - 1]  # the last token of the ninth copy
+    verdict = detector.verdict
+    assert verdict.onset == 1 and verdict.repeats == 9 and verdict.trip_at == 28
+    assert verdict.lag == 28 - (1 + 3)  # tokens after the first copy ended
+
+
+def test_long_paragraph_loop_beyond_the_token_window():
+    paragraph = " ".join(f"palavra{i}" for i in range(150)) + "\n"  # ~300 tokens > max_period
+    verdict = scan_text(INTRO + paragraph * 4, GuardConfig(max_period=128))
+    assert verdict is not None and verdict.kind in ("line_loop", "block_loop")
+    assert verdict.repeats == DEFAULT_CONFIG.copies_needed(verdict.period, "content")
+
+
+def test_fuzzy_loop_with_changing_numbers():
+    text = INTRO + "".join(f"<td>{i}</td>" for i in range(200))
+    verdict = scan_text(text)
+    assert verdict is not None and verdict.kind == "fuzzy_loop"
+
+
+def test_header_re_emitted_between_other_lines():
+    lines = []
+    for i in range(12):
+        lines.append("PREFEITURA MUNICIPAL DE SÃO PAULO")
+        lines.append(f"linha de conteúdo diferente número {i} com texto {i * 7}")
+    verdict = scan_text("\n".join(lines) + "\n")
+    assert verdict is not None and verdict.kind == "block_reemission"
+
+
+LEGITIMATE = {
+    "table-empty-cells": "| Nome | CPF | Assinatura |\n|---|---|---|\n" + "|  |  |  |\n" * 12,
+    "dotted-leaders": "".join(f"Capítulo {i} {'.' * 60} {i * 7}\n" for i in range(1, 15)),
+    "receipt-identical-items": "CUPOM FISCAL\n" + "1 UN CAFE EXPRESSO 5,50\n" * 3 + "TOTAL 16,50\n",
+    "form-blanks": "Nome: ______________________\nRG: ____________\n" + "São Paulo, ____ de ____________ de 20__\n",
+    "refrain": ("Verso da primeira estrofe aqui\nOutro verso diferente\n"
+                "Glória, glória, aleluia!\nGlória, glória, aleluia!\n") * 3,
+    "legal-list": "".join(f"{r} - é assegurado o direito de resposta, proporcional ao agravo;\n"
+                          for r in ("I", "II", "III", "IV", "V")),
+    "running-header": "".join(
+        f"DIÁRIO OFICIAL DA UNIÃO\n"
+        + " ".join(f"palavra{n}x{i}" for i in range(60))
+        + f"\nOutra linha da página {n} com conteúdo próprio.\nPágina {n}\n"
+        for n in range(1, 6)
+    ),
+    "numbers-table": "\n".join(f"| {d:02d}/01/2024 | {d * 13 % 97},00 | 0,00 | 0,00 |" for d in range(1, 25)),
+    "ruled-lines": "=" * 80 + "\nRELATÓRIO\n" + "-" * 80 + "\n",
+    "santo": "Santo, Santo, Santo, Senhor Deus do universo.",
+}
+
+
+@pytest.mark.parametrize("text", LEGITIMATE.values(), ids=LEGITIMATE.keys())
+def test_legitimate_repetition_does_not_trip(text):
+    assert scan_text(text) is None
+
+
+def test_reset_forgets_everything():
+    tokenizer = WordTokenizer()
+    ids, pieces = tokenizer.encode("ab " * 40)
+    detector = LoopDetector()
+    for i, p in zip(ids, pieces):
+        detector.feed((i,), p)
+    assert detector.verdict is not None
+    detector.reset()
+    assert detector.verdict is None and detector.tokens_seen == 0
+    assert detector.feed((ids[0],), pieces[0]) is None
+
+
+def test_multi_token_steps_give_the_same_verdict_as_single_tokens():
+    ids, pieces = WordTokenizer().encode(INTRO + "um dois três quatro " * 10)
+    single = LoopDetector()
+    for i, p in zip(ids, pieces):
+        single.feed((i,), p)
+    batched = LoopDetector()
+    for start in range(0, len(ids), 3):
+        batched.feed(tuple(ids[start : start + 3]), "".join(pieces[start : start + 3]))
+    assert single.verdict is not None and batched.verdict is not None
+    assert (single.verdict.kind, single.verdict.period) == (batched.verdict.kind, batched.verdict.period)
+
+
+def test_config_validates_and_is_versioned():
+    assert DEFAULT_CONFIG.version
+    with pytest.raises(ValueError):
+        GuardConfig(min_copies=1)
+    with pytest.raises(ValueError):
+        GuardConfig(fuzzy_max_miss_ratio=0.7)
+    assert DEFAULT_CONFIG.copies_needed(1, "content") > DEFAULT_CONFIG.copies_needed(64, "content")
+
+
+unit_tokens = st.lists(st.integers(min_value=1000, max_value=1100), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(prefix=st.lists(st.integers(min_value=0, max_value=999), max_size=60), unit=unit_tokens)
+def test_a_unit_repeated_past_its_threshold_always_trips(prefix, unit):
+    text = {t: f" w{t}" for t in set(prefix) | set(unit)}
+    copies = DEFAULT_CONFIG.copies_needed(len(unit), "content") + 1
+    stream = prefix + unit * copies
+    detector = LoopDetector()
+    for t in stream:
+        if detector.feed((t,), text[t]):
+            break
+    assert detector.verdict is not None
+    assert detector.verdict.trip_at <= len(stream)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens=st.lists(st.integers(min_value=0, max_value=30), max_size=300))
+def test_same_input_same_verdict(tokens):
+    def run():
+        detector = LoopDetector()
+        for t in tokens:
+            detector.feed((t,), f" t{t}")
+        return detector.verdict
+
+    assert run() == run()

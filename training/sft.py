@@ -1,0 +1,184 @@
+"""Supervised training of the embedded OCR model from scratch, resumable from checkpoints.
+
+    python -m training sft --out runs/tiny --steps 20000
+    python -m training sft --out runs/tiny --steps 40000   # resumes where it stopped
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from app.prompt import OCR_INSTRUCTION, ocr_messages
+
+from .architecture import ModelSize, build_model, build_processor, build_tokenizer
+from .cer import cer
+from .synth import KINDS, Generator, Kind
+
+logger = logging.getLogger(__name__)
+
+EVAL_SEED = 1_000_003  # never used for training samples
+
+
+@dataclass
+class SftConfig:
+    out: Path = field(default=Path("runs/tiny"), metadata={"help": "run folder (checkpoints, logs)"})
+    steps: int = field(default=20_000, metadata={"help": "total optimizer steps (resume continues to this)"})
+    batch_size: int = field(default=16, metadata={"help": "samples per step"})
+    lr: float = field(default=4e-4, metadata={"help": "peak learning rate (<= 5e-4: see issue #4)"})
+    warmup: int = field(default=300, metadata={"help": "linear warm-up steps"})
+    seed: int = field(default=0, metadata={"help": "training data and init seed"})
+    threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    vocab_size: int = field(default=512, metadata={"help": "byte-level BPE vocabulary"})
+    lines_only_until: float = field(default=0.25, metadata={"help": "fraction of steps on single lines only"})
+    checkpoint_every: int = field(default=250, metadata={"help": "steps between checkpoints"})
+    eval_every: int = field(default=1000, metadata={"help": "steps between held-out evaluations"})
+    eval_samples: int = field(default=12, metadata={"help": "held-out samples per kind at each evaluation"})
+    max_new_tokens: int = field(default=160, metadata={"help": "decode budget of evaluations"})
+    size: ModelSize = field(default_factory=ModelSize, metadata={"help": "network dimensions"})
+
+
+def run(config: SftConfig) -> Path:
+    import torch
+
+    torch.set_num_threads(config.threads)
+    out = config.out
+    ckpt = out / "checkpoint"
+    out.mkdir(parents=True, exist_ok=True)
+    processor, model, state = _load_or_init(config, ckpt)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    if state.get("optimizer") is not None:
+        optimizer.load_state_dict(state["optimizer"])
+    step = state.get("step", 0)
+    generator = Generator(config.seed)
+    log = (out / "train.jsonl").open("a", encoding="utf-8")
+    model.train()
+    started = time.monotonic()
+    while step < config.steps:
+        kinds = _kinds_at(step, config)
+        batch = [generator.sample(step * config.batch_size + i, kinds[(step + i) % len(kinds)])
+                 for i in range(config.batch_size)]
+        inputs = collate(processor, batch)
+        for group in optimizer.param_groups:
+            group["lr"] = _lr(step, config)
+        loss = model(**inputs).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step += 1
+        if step % 25 == 0:
+            entry = {"step": step, "loss": round(loss.item(), 4), "lr": _lr(step, config),
+                     "seconds": round(time.monotonic() - started, 1)}
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _save(ckpt, processor, model, optimizer, step, config)
+        if step % config.eval_every == 0 or step == config.steps:
+            model.eval()
+            scores = evaluate(processor, model, config.eval_samples, config.max_new_tokens)
+            model.train()
+            log.write(json.dumps({"step": step, "eval": scores}) + "\n")
+            log.flush()
+            logger.info("step %d eval %s", step, scores)
+    return ckpt
+
+
+def collate(processor, samples) -> dict:
+    """Chat-formatted inputs with labels on the answer (and its end token) only."""
+    tokenizer = processor.tokenizer
+    texts = []
+    for sample in samples:
+        messages = ocr_messages(OCR_INSTRUCTION) + [{"role": "assistant", "content": sample.target}]
+        texts.append(processor.apply_chat_template(messages, tokenize=False).rstrip("\n"))
+    inputs = processor(text=texts, images=[s.image for s in samples], return_tensors="pt", padding=True)
+    labels = inputs["input_ids"].clone()
+    start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    header = len(tokenizer("assistant\n", add_special_tokens=False)["input_ids"])
+    for row in range(labels.shape[0]):
+        positions = (inputs["input_ids"][row] == start_id).nonzero().flatten()
+        answer_start = int(positions[-1]) + 1 + header
+        labels[row, :answer_start] = -100
+    labels[inputs["attention_mask"] == 0] = -100
+    inputs["labels"] = labels
+    return inputs
+
+
+def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, float]:
+    """Mean CER per kind on held-out pages, greedy decoding."""
+    import torch
+
+    generator = Generator(EVAL_SEED)
+    prompt = processor.apply_chat_template(ocr_messages(), add_generation_prompt=True)
+    scores: dict[str, float] = {}
+    for kind in KINDS:
+        total = 0.0
+        for i in range(per_kind):
+            sample = generator.sample(i, kind)
+            inputs = processor(text=[prompt], images=[sample.image], return_tensors="pt")
+            with torch.inference_mode():
+                output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            text = processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+            total += cer(text, sample.target)
+        scores[kind] = round(total / per_kind, 4)
+    return scores
+
+
+def _kinds_at(step: int, config: SftConfig) -> tuple[Kind, ...]:
+    if step < config.lines_only_until * config.steps:
+        return ("chars", "line")
+    return ("chars", "line", "line", "block", "table", "receipt", "form")
+
+
+def _lr(step: int, config: SftConfig) -> float:
+    if step < config.warmup:
+        return config.lr * (step + 1) / config.warmup
+    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _load_or_init(config: SftConfig, ckpt: Path):
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    if (ckpt / "trainer_state.pt").is_file():
+        processor = AutoProcessor.from_pretrained(ckpt, local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(ckpt, local_files_only=True)
+        state = torch.load(ckpt / "trainer_state.pt", weights_only=False)
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        logger.info("resumed from step %d", state["step"])
+        return processor, model, state
+    torch.manual_seed(config.seed)
+    texts = [Generator(config.seed + 7).sample(i, KINDS[i % len(KINDS)]).target for i in range(3000)]
+    texts.append(OCR_INSTRUCTION)
+    tokenizer = build_tokenizer(texts, vocab_size=config.vocab_size)
+    processor = build_processor(tokenizer)
+    model = build_model(tokenizer, config.size, seed=config.seed)
+    return processor, model, {}
+
+
+def _save(ckpt: Path, processor, model, optimizer, step: int, config: SftConfig) -> None:
+    import torch
+
+    tmp = ckpt.with_name(ckpt.name + ".tmp")
+    tmp.mkdir(parents=True, exist_ok=True)
+    processor.save_pretrained(tmp)
+    model.save_pretrained(tmp)
+    torch.save({"step": step, "optimizer": optimizer.state_dict(), "python_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(), "config": json.loads(json.dumps(asdict(config), default=str))},
+               tmp / "trainer_state.pt")
+    if ckpt.exists():  # swap in the new checkpoint only once it is complete
+        old = ckpt.with_name(ckpt.name + ".old")
+        ckpt.rename(old)
+        tmp.rename(ckpt)
+        import shutil
+
+        shutil.rmtree(old)
+    else:
+        tmp.rename(ckpt)
