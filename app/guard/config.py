@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -37,15 +36,25 @@ class GuardConfig:
 
     lag_tokens: int = 16
     """Extra repeated tokens a content unit may run before tripping: copies needed are
-    ``min_copies + ceil(lag_tokens / period)``, so a single repeated word needs 19."""
+    ``min_copies + floor(lag_tokens / period)``, so a unit longer than 16 tokens trips at
+    its third copy and a single repeated word at its 19th."""
 
-    numeric_lag_tokens: int = 48
+    numeric_lag_tokens: int = 32
     """Same as ``lag_tokens`` for units of digits and separators only (``0 0 0``, ``| 1 |``),
     which tables repeat legitimately more often."""
 
-    structural_max_chars: int = 600
-    """Units without letters or digits (``----``, ``....``, ``| |``, ``<td></td>``) trip
-    once the repeated span exceeds this many characters."""
+    structural_max_chars: int = 200
+    """Units without letters or digits (``----``, ``....``, ``<td></td>``) repeated within
+    one line trip once the repeated span reaches this many characters (an 80-column ruled
+    line or a dotted leader stays below)."""
+
+    structural_max_lines: int = 24
+    """Whole lines without letters or digits (empty table rows ``|  |  |``) trip at this
+    many consecutive copies: blank forms repeat empty rows legitimately."""
+
+    whitespace_max_chars: int = 128
+    """Units of whitespace only (blank lines, indentation) trip once the run reaches this
+    many characters; extracted documents hold long blank runs between sections."""
 
     fuzzy_min_copies: int = 16
     """Fewest copies for a loop whose copies differ (changing numbers, a few substituted
@@ -85,11 +94,11 @@ class GuardConfig:
     def copies_needed(self, period: int, unit: UnitClass) -> int:
         """Copies of a unit of ``period`` tokens needed for an exact-loop trip."""
         lag = self.numeric_lag_tokens if unit == "numeric" else self.lag_tokens
-        return self.min_copies + math.ceil(lag / period)
+        return self.min_copies + lag // period
 
     def fuzzy_copies_needed(self, period: int) -> int:
         """Copies needed for a loop whose copies are not identical."""
-        return max(self.fuzzy_min_copies, self.min_copies + math.ceil(self.fuzzy_lag_tokens / period))
+        return max(self.fuzzy_min_copies, self.min_copies + self.fuzzy_lag_tokens // period)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

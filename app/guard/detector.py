@@ -100,13 +100,19 @@ class LoopDetector:
         return None
 
     def _over_threshold(self, run: int, p: int, unit: UnitClass, copies: int) -> bool:
-        if run + p < self.config.min_copies * p:
+        cfg = self.config
+        if run + p < cfg.min_copies * p:
             return False
         if unit == "structural":
             i = len(self._ends) - 1
+            text = self._text_between(i - p + 1, i + 1)
             start = i - run - p
             chars = self._ends[i] - (self._ends[start] if start >= 0 else 0)
-            return chars >= self.config.structural_max_chars
+            if not text.strip():
+                return chars >= cfg.whitespace_max_chars
+            if "\n" in text:
+                return run + p >= cfg.structural_max_lines * p
+            return chars >= cfg.structural_max_chars
         return run + p >= copies * p
 
     def _token_kind(self, p: int, i: int) -> LoopKind:

@@ -90,7 +90,7 @@ class LineTracker:
             if run_exact:
                 span = run_exact + q
                 if unit == "structural":
-                    tripped = len(block) * span // q >= cfg.structural_max_chars
+                    tripped = span >= cfg.structural_max_lines * q
                 else:
                     tripped = span >= cfg.copies_needed(period, unit) * q
                 if tripped:
@@ -110,6 +110,8 @@ class LineTracker:
         if entry is None:
             self._seen[norm] = [1, n, start]
             return None
+        if n and self._lines[n - 1] == norm:
+            return None  # a run of the same line (a refrain sung twice) counts once
         entry[0] += 1
         count, first_line, first_token = entry
         if count < cfg.reemission_min_count:
