@@ -7,7 +7,8 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from .engines.base import Engine, GenerationRequest, SamplingOptions
+from .engines.base import Engine, EngineError, GenerationRequest, SamplingOptions
+from .errors import EngineFailed
 from .guard import GuardConfig, LoopDetector
 from .guard.recovery import Attempt, AttemptResult, RecoveryConfig, RecoveryPolicy
 from .images import Page
@@ -111,6 +112,8 @@ class Transcriber:
                     keep = len(self.engine.decode(result.token_ids[: result.clean_length]))
                     yield GuardEvent(job.page.number, attempt.number, verdict.as_dict(), "aborted", keep)
                 break
+        except EngineError as exc:
+            raise EngineFailed(f"the model engine failed: {exc}") from exc
         finally:
             await stream.aclose()
 
