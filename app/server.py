@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import socket
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import uvicorn
 
-from .config import get_settings
+from .config import Settings, get_settings
 from .main import create_app
 
 logger = logging.getLogger(__name__)
@@ -52,3 +56,27 @@ def serve(host: str, port: int) -> int:
     )
     _DrainingServer(config, settings.drain_seconds).run()
     return 0
+
+
+@contextmanager
+def background_server(settings: Settings, port: int | None = None, engine=None) -> Iterator[str]:
+    """The real app under uvicorn on a loopback port, in a thread (tests, benchmarks).
+    Yields the base URL; stops the server on exit."""
+    if port is None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True, name=f"uvicorn-{port}")
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
