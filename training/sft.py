@@ -17,13 +17,9 @@ from pathlib import Path
 from app.prompt import OCR_INSTRUCTION, ocr_messages
 
 from .architecture import ModelSize, build_model, build_processor, build_tokenizer
-from .cer import cer
 from .synth import KINDS, Generator, Kind
 
 logger = logging.getLogger(__name__)
-
-EVAL_SEED = 1_000_003  # never used for training samples
-
 
 @dataclass
 class SftConfig:
@@ -72,7 +68,7 @@ def run(config: SftConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        if step % 25 == 0:
+        if step % 25 == 0 or step == config.steps:
             entry = {"step": step, "loss": round(loss.item(), 4), "lr": _lr(step, config),
                      "seconds": round(time.monotonic() - started, 1)}
             log.write(json.dumps(entry) + "\n")
@@ -109,24 +105,12 @@ def collate(processor, samples) -> dict:
     return inputs
 
 
-def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, float]:
-    """Mean CER per kind on held-out pages, greedy decoding."""
-    import torch
+def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, dict]:
+    """CER, valid JSON and degeneration per kind on held-out pages (training/evaluation.py)."""
+    from .evaluation import evaluate_loaded
 
-    generator = Generator(EVAL_SEED)
-    prompt = processor.apply_chat_template(ocr_messages(), add_generation_prompt=True)
-    scores: dict[str, float] = {}
-    for kind in KINDS:
-        total = 0.0
-        for i in range(per_kind):
-            sample = generator.sample(i, kind)
-            inputs = processor(text=[prompt], images=[sample.image], return_tensors="pt")
-            with torch.inference_mode():
-                output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-            text = processor.tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-            total += cer(text, sample.target)
-        scores[kind] = round(total / per_kind, 4)
-    return scores
+    results = evaluate_loaded(processor, model, KINDS, per_kind, max_new_tokens, batch_size=per_kind)
+    return {kind: {k: v for k, v in r.items() if k != "examples"} for kind, r in results.items()}
 
 
 def _kinds_at(step: int, config: SftConfig) -> tuple[Kind, ...]:

@@ -196,8 +196,9 @@ def _render(rng: random.Random, lines: list[str], margin: str, sizes: tuple[int,
     if rng.random() < 0.3:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.2, 0.6)))
     if rng.random() < 0.3:
-        noise = Image.effect_noise(image.size, rng.uniform(4, 12))
-        image = Image.blend(image, noise, 0.08)
+        # from our own generator: PIL's effect_noise is not seedable
+        noise = Image.frombytes("L", image.size, rng.randbytes(image.size[0] * image.size[1]))
+        image = Image.blend(image, noise, rng.uniform(0.03, 0.08))
     return image.convert("RGB")
 
 

@@ -1,0 +1,131 @@
+"""Held-out evaluation: CER, valid JSON, degeneration rate and speed of models side by side.
+
+Degeneration follows the DPO paper's definition: a page is degenerate when its greedy output
+trips the guard's detector (the same detector the service runs) or hits the token limit.
+Every model sees the same pages (seeds never used in training) with the same decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from app.engines.detokenizer import IncrementalDetokenizer
+from app.guard import DEFAULT_CONFIG, scan
+from app.prompt import ocr_messages, parse_output
+
+from .cer import cer
+from .synth import Generator, Kind
+
+logger = logging.getLogger(__name__)
+
+EVAL_SEED = 1_000_003
+
+
+@dataclass
+class KindScores:
+    pages: int = 0
+    cer_sum: float = 0.0
+    valid_json: int = 0
+    degenerate: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    examples: list[dict] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float]:
+        n = max(1, self.pages)
+        return {
+            "pages": self.pages,
+            "cer": round(self.cer_sum / n, 4),
+            "valid_json_rate": round(self.valid_json / n, 4),
+            "degeneration_rate": round(self.degenerate / n, 4),
+            "mean_generated_tokens": round(self.tokens / n, 1),
+            "tokens_per_second": round(self.tokens / self.seconds, 1) if self.seconds else 0.0,
+        }
+
+
+def evaluate_model(model_path: str, kinds: tuple[Kind, ...], per_kind: int, max_new_tokens: int,
+                   batch_size: int = 8, seed: int = EVAL_SEED) -> dict[str, dict]:
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model_path, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(model_path, local_files_only=True).eval()
+    return evaluate_loaded(processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, label=model_path)
+
+
+def evaluate_loaded(processor, model, kinds: tuple[Kind, ...], per_kind: int, max_new_tokens: int,
+                    batch_size: int = 8, seed: int = EVAL_SEED, label: str = "model") -> dict[str, dict]:
+    """``evaluate_model`` for a model already in memory (SFT's periodic evaluation)."""
+    import torch
+
+    tokenizer = processor.tokenizer
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    eos = model.generation_config.eos_token_id
+    prompt = processor.apply_chat_template(ocr_messages(), add_generation_prompt=True)
+    generator = Generator(seed)
+    results: dict[str, dict] = {}
+    for kind in kinds:
+        scores = KindScores()
+        for start in range(0, per_kind, batch_size):
+            samples = [generator.sample(i, kind) for i in range(start, min(per_kind, start + batch_size))]
+            inputs = processor(text=[prompt] * len(samples), images=[s.image for s in samples],
+                               return_tensors="pt", padding=True)
+            began = time.perf_counter()
+            with torch.inference_mode():
+                output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
+            scores.seconds += time.perf_counter() - began
+            for sample, row in zip(samples, output[:, inputs["input_ids"].shape[1]:].tolist()):
+                ids = _until_eos(row, eos)
+                text = tokenizer.decode(ids, skip_special_tokens=True)
+                detok = IncrementalDetokenizer(tokenizer)
+                verdict = scan(ids, [detok.push([i]) for i in ids], DEFAULT_CONFIG)
+                hit_limit = len(ids) >= max_new_tokens
+                scores.pages += 1
+                scores.tokens += len(ids)
+                fields = parse_output(text)
+                hypothesis = transcription(fields) if fields is not None else text
+                scores.cer_sum += cer(hypothesis, transcription(sample.fields))
+                scores.valid_json += fields is not None
+                scores.degenerate += verdict is not None or hit_limit
+                if len(scores.examples) < 3:
+                    scores.examples.append({"target": sample.target, "output": text[:300],
+                                            "degenerate": verdict.kind if verdict else ("length" if hit_limit else None)})
+        results[kind] = {**scores.summary(), "examples": scores.examples}
+        logger.info("%s %s: %s", label, kind, scores.summary())
+    tokenizer.padding_side = padding_side
+    return results
+
+
+def transcription(fields) -> str:
+    """The text a page's fields hold, region by region: what CER is measured on (the JSON
+    keys and quoting would otherwise count as free correct characters)."""
+    return "\n".join(part for part in (fields.header, fields.margin, fields.text, fields.footer) if part)
+
+
+def _until_eos(row: list[int], eos) -> list[int]:
+    stops = set(eos) if isinstance(eos, list) else {eos}
+    for n, token in enumerate(row):
+        if token in stops:
+            return row[:n]
+    return row
+
+
+def evaluate_models(models: list[str], kinds: tuple[str, ...], per_kind: int, max_new_tokens: int,
+                    threads: int = 2) -> dict[str, dict]:
+    """Evaluate each model on the same pages and print one table."""
+    import torch
+
+    torch.set_num_threads(threads)
+    results = {m: evaluate_model(m, kinds, per_kind, max_new_tokens) for m in models}
+    print(f"held-out pages: {per_kind} per kind, seed {EVAL_SEED}, greedy, max_new_tokens {max_new_tokens}, "
+          f"guard {DEFAULT_CONFIG.version}\n")
+    print("| model | kind | pages | CER | valid JSON | degeneration | mean tokens | tokens/s |")
+    print("|---|---|---|---|---|---|---|---|")
+    for model, by_kind in results.items():
+        for kind, s in by_kind.items():
+            print(f"| {Path(model).name} | {kind} | {s['pages']} | {s['cer']:.3f} | {s['valid_json_rate']:.1%} | "
+                  f"{s['degeneration_rate']:.1%} | {s['mean_generated_tokens']} | {s['tokens_per_second']} |")
+    return {"models": results, "guard_version": DEFAULT_CONFIG.version, "seed": EVAL_SEED,
+            "per_kind": per_kind, "max_new_tokens": max_new_tokens}
