@@ -18,11 +18,18 @@ EXAMPLES = """examples:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="ocrguard", description=__doc__, epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="ocrguard",
+        description=__doc__,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="run the HTTP service", epilog=EXAMPLES,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP service",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     guard = commands.add_parser("guard", help="the loop detector, offline")
@@ -34,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     scan.add_argument("files", nargs="+", type=Path)
-    scan.add_argument("--tokenizer", default=None, help="model folder whose tokenizer to use (default: the served model's)")
+    scan.add_argument(
+        "--tokenizer",
+        default=None,
+        help="model folder whose tokenizer to use (default: the served model's)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         from .server import serve as run_server
@@ -63,9 +74,17 @@ def _scan(files: list[Path], tokenizer_path: str | None) -> int:
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         texts = _token_texts(tokenizer, ids)
         verdict = scan(ids, texts, DEFAULT_CONFIG)
-        line = {"file": str(file), "tripped": verdict is not None, "kind": None, "period": None,
-                "onset": None, "trip_at": None, "repeats": None, "tokens": len(ids),
-                "guard_version": DEFAULT_CONFIG.version}
+        line = {
+            "file": str(file),
+            "tripped": verdict is not None,
+            "kind": None,
+            "period": None,
+            "onset": None,
+            "trip_at": None,
+            "repeats": None,
+            "tokens": len(ids),
+            "guard_version": DEFAULT_CONFIG.version,
+        }
         if verdict is not None:
             line.update(verdict.as_dict())
         print(json.dumps(line), flush=True)

@@ -21,38 +21,64 @@ class Settings(BaseSettings):
     model: str = Field(str(EMBEDDED_MODEL), description="Local model folder or HF model id.")
     engine: Literal["transformers", "vllm"] = Field("transformers", description="Model runtime.")
     device: str = Field("cpu", description="torch device for the transformers engine.")
-    torch_threads: int | None = Field(None, description="torch CPU threads (None: torch's default).")
+    torch_threads: int | None = Field(
+        None, description="torch CPU threads (None: torch's default)."
+    )
     max_concurrency: int = Field(1, ge=1, description="Generations running at once.")
-    max_queue: int = Field(8, ge=0, description="Requests allowed to wait for a generation slot; beyond: 503.")
+    max_queue: int = Field(
+        8, ge=0, description="Requests allowed to wait for a generation slot; beyond: 503."
+    )
     max_tokens: int = Field(1024, ge=1, description="Default and ceiling of max_tokens per page.")
     vllm_max_model_len: int = Field(8192, description="vLLM max model length.")
     vllm_gpu_memory_utilization: float = Field(0.85, description="vLLM GPU memory fraction.")
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the failure log.")
     stream_key: str = Field("ocrguard:failures", description="Redis Stream of failure records.")
-    stream_maxlen: int = Field(100_000, ge=1, description="Approximate cap of the stream (MAXLEN ~).")
+    stream_maxlen: int = Field(
+        100_000, ge=1, description="Approximate cap of the stream (MAXLEN ~)."
+    )
     key_prefix: str = Field("ocrguard:", description="Prefix of every other Redis key.")
     image_ttl_seconds: int = Field(30 * 86400, ge=1, description="TTL of stored page images.")
     redis_timeout_seconds: float = Field(0.5, gt=0, description="Redis socket timeout.")
-    buffer_max_records: int = Field(10_000, ge=1, description="Failure records kept in memory while Redis is down.")
-    buffer_max_bytes: int = Field(256 * 2**20, ge=1, description="Memory the outage buffer may hold.")
-    flush_interval_seconds: float = Field(1.0, gt=0, description="How often the buffer retries Redis.")
+    buffer_max_records: int = Field(
+        10_000, ge=1, description="Failure records kept in memory while Redis is down."
+    )
+    buffer_max_bytes: int = Field(
+        256 * 2**20, ge=1, description="Memory the outage buffer may hold."
+    )
+    flush_interval_seconds: float = Field(
+        1.0, gt=0, description="How often the buffer retries Redis."
+    )
 
     max_body_bytes: int = Field(20 * 2**20, ge=1, description="Largest request body (413 above).")
-    max_image_pixels: int = Field(50_000_000, ge=1, description="Largest decoded image (422 above).")
+    max_image_pixels: int = Field(
+        50_000_000, ge=1, description="Largest decoded image (422 above)."
+    )
     max_pdf_pages: int = Field(20, ge=1, description="Most PDF pages per request (422 above).")
     pdf_dpi: int = Field(150, ge=36, le=600, description="Rasterization resolution of PDF pages.")
-    model_max_pixels: int = Field(448 * 448, ge=28 * 28, description="Pixel budget pages are downscaled to.")
+    model_max_pixels: int = Field(
+        448 * 448, ge=28 * 28, description="Pixel budget pages are downscaled to."
+    )
 
-    api_keys: list[str] = Field(default_factory=list, description="Accepted API keys; empty: no auth.")
+    api_keys: list[str] = Field(
+        default_factory=list, description="Accepted API keys; empty: no auth."
+    )
     public_health: bool = Field(True, description="/healthz and /readyz without a key.")
     public_metrics: bool = Field(True, description="/metrics without a key.")
-    shutdown_grace_seconds: float = Field(30.0, ge=0, description="In-flight requests' time to finish on SIGTERM.")
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="In-flight requests' time to finish on SIGTERM."
+    )
 
-    drain_seconds: float = Field(2.0, ge=0, description="On SIGTERM, seconds /readyz fails before the server stops accepting.")
+    drain_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="On SIGTERM, seconds /readyz fails before the server stops accepting.",
+    )
 
     guard_strategy: Literal["rewind", "retry"] = Field("rewind", description="Recovery strategy.")
-    guard_max_attempts: int = Field(3, ge=1, description="Generations per page under guard=recover.")
+    guard_max_attempts: int = Field(
+        3, ge=1, description="Generations per page under guard=recover."
+    )
     log_level: str = Field("INFO", description="Logging level.")
 
     @field_validator("api_keys", mode="before")

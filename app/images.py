@@ -87,7 +87,9 @@ def load_pages(
     broken, too big, or a PDF with more pages than allowed."""
     media_type = sniff(data)
     if media_type == "application/pdf":
-        return _pdf_pages(data, max_image_pixels, model_max_pixels, max_pdf_pages, pdf_dpi, page_range)
+        return _pdf_pages(
+            data, max_image_pixels, model_max_pixels, max_pdf_pages, pdf_dpi, page_range
+        )
     if page_range and page_range.strip() not in ("1", "1-1"):
         raise InvalidRequest("pages: an image has only page 1")
     return [Page(1, _decode_image(data, max_image_pixels, model_max_pixels))]
@@ -103,9 +105,7 @@ def _decode_image(data: bytes, max_pixels: int, budget: int) -> Image.Image:
         raise InvalidImage("the image has no pixels")
     if width * height > max_pixels:
         # Checked before decoding: a few KB of PNG can claim gigapixels.
-        raise InvalidImage(
-            f"the image has {width}x{height} pixels, over the limit of {max_pixels}"
-        )
+        raise InvalidImage(f"the image has {width}x{height} pixels, over the limit of {max_pixels}")
     try:
         image.load()
         image = ImageOps.exif_transpose(image)

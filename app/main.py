@@ -50,23 +50,40 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             flush_interval_seconds=settings.flush_interval_seconds,
         )
         served = engine or load_engine(settings)
-        recovery = RecoveryConfig(strategy=settings.guard_strategy, max_attempts=settings.guard_max_attempts)
-        service = OcrService(
-            served, failure_log, metrics, guard=GUARD_CONFIG, recovery=recovery, max_queue=settings.max_queue
+        recovery = RecoveryConfig(
+            strategy=settings.guard_strategy, max_attempts=settings.guard_max_attempts
         )
-        metrics.info.info({"model": served.model_id, "revision": served.revision, "guard_version": GUARD_CONFIG.version})
+        service = OcrService(
+            served,
+            failure_log,
+            metrics,
+            guard=GUARD_CONFIG,
+            recovery=recovery,
+            max_queue=settings.max_queue,
+        )
+        metrics.info.info(
+            {
+                "model": served.model_id,
+                "revision": served.revision,
+                "guard_version": GUARD_CONFIG.version,
+            }
+        )
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.failure_log = failure_log
         app.state.service = service
         failure_log.start()
-        logger.info("serving %s (%s) with guard %s", served.model_id, served.revision, GUARD_CONFIG.version)
+        logger.info(
+            "serving %s (%s) with guard %s", served.model_id, served.revision, GUARD_CONFIG.version
+        )
         try:
             yield
         finally:
             service.draining = True
             if not await service.wait_idle(settings.shutdown_grace_seconds):
-                logger.warning("shutdown: %d requests still in flight after the grace period", service.inflight)
+                logger.warning(
+                    "shutdown: %d requests still in flight after the grace period", service.inflight
+                )
             await failure_log.close()
             if engine is None:
                 await served.close()
@@ -85,14 +102,20 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     async def _known_error(request: Request, exc: OcrGuardError) -> JSONResponse:
         _count_refusal(request, exc.status)
         return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message}}, status_code=exc.status, headers=exc.headers
+            {"error": {"code": exc.code, "message": exc.message}},
+            status_code=exc.status,
+            headers=exc.headers,
         )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         _count_refusal(request, 422)
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"error": {"code": "invalid_request", "message": problems}}, status_code=422)
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return JSONResponse(
+            {"error": {"code": "invalid_request", "message": problems}}, status_code=422
+        )
 
     return app
 

@@ -108,11 +108,20 @@ class OcrService:
         finally:
             self.metrics.requests.labels(self.model, outcome).inc()
 
-    async def _pages(self, request: OcrRequest, started: float) -> AsyncIterator[Event | ResultEvent]:
+    async def _pages(
+        self, request: OcrRequest, started: float
+    ) -> AsyncIterator[Event | ResultEvent]:
         results: list[PageResult] = []
         first_token_at = None
         for page in request.pages:
-            job = PageJob(request.request_id, page, OCR_INSTRUCTION, request.max_tokens, request.mode, request.seed)
+            job = PageJob(
+                request.request_id,
+                page,
+                OCR_INSTRUCTION,
+                request.max_tokens,
+                request.mode,
+                request.seed,
+            )
             run = PageRun(history=[])
             async for event in self.transcriber.run(job, run):
                 if isinstance(event, PageEvent):
@@ -126,7 +135,9 @@ class OcrService:
         self.metrics.duration.labels(self.model).observe(elapsed)
         yield ResultEvent(self._body(request, results, started, first_token_at, elapsed))
 
-    async def _account(self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult) -> None:
+    async def _account(
+        self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult
+    ) -> None:
         m, model, report = self.metrics, self.model, result.guard
         m.pages.labels(model).inc()
         m.generated_tokens.labels(model).inc(report.tokens_generated)
@@ -139,10 +150,14 @@ class OcrService:
                 m.trips.labels(model, attempt.verdict.kind, request.mode).inc()
                 m.lag.labels(model).observe(attempt.verdict.lag)
         if request.mode == "recover":
-            m.recoveries.labels(model, "recovered" if report.action == "recovered" else "failed").inc()
+            m.recoveries.labels(
+                model, "recovered" if report.action == "recovered" else "failed"
+            ).inc()
         await self._log_failures(request, job, run, result)
 
-    async def _log_failures(self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult) -> None:
+    async def _log_failures(
+        self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult
+    ) -> None:
         try:
             png = job.page.png_bytes()
             sha = image_sha256(png)
@@ -194,6 +209,8 @@ class OcrService:
             },
             "timings": {
                 "total_seconds": round(elapsed, 4),
-                "first_token_seconds": round(first_token_at - started, 4) if first_token_at else None,
+                "first_token_seconds": round(first_token_at - started, 4)
+                if first_token_at
+                else None,
             },
         }

@@ -15,7 +15,7 @@ OUTPUT_FIELDS = ("header", "margin", "footer", "text")
 OCR_INSTRUCTION = (
     "Transcreva o documento da imagem. Responda somente com um objeto JSON com as chaves "
     '"header", "margin", "footer" e "text", cada uma com o texto daquela região '
-    '(string vazia quando não houver).'
+    "(string vazia quando não houver)."
 )
 
 # Qwen2.5-VL conversation format, written for the embedded model's processor.

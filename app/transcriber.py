@@ -13,7 +13,16 @@ from .guard import GuardConfig, LoopDetector
 from .guard.recovery import Attempt, AttemptResult, RecoveryConfig, RecoveryPolicy
 from .images import Page
 from .prompt import parse_output
-from .results import AttemptReport, DeltaEvent, Event, GuardEvent, GuardMode, GuardReport, PageEvent, PageResult
+from .results import (
+    AttemptReport,
+    DeltaEvent,
+    Event,
+    GuardEvent,
+    GuardMode,
+    GuardReport,
+    PageEvent,
+    PageResult,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +66,25 @@ class Transcriber:
                 break
             attempt = policy.next(history)
             if attempt is not None:
-                keep = len(self.engine.decode(attempt.prefix_token_ids)) if attempt.prefix_token_ids else 0
-                yield GuardEvent(job.page.number, result.attempt.number, result.verdict.as_dict(), attempt.mode, keep)
+                keep = (
+                    len(self.engine.decode(attempt.prefix_token_ids))
+                    if attempt.prefix_token_ids
+                    else 0
+                )
+                yield GuardEvent(
+                    job.page.number,
+                    result.attempt.number,
+                    result.verdict.as_dict(),
+                    attempt.mode,
+                    keep,
+                )
         best = policy.best(history) if job.mode == "recover" else history[-1]
         run.result = self._page_result(job, history, best)
         yield PageEvent(run.result)
 
-    async def _attempt(self, job: PageJob, result: AttemptResult, run: PageRun) -> AsyncIterator[Event]:
+    async def _attempt(
+        self, job: PageJob, result: AttemptResult, run: PageRun
+    ) -> AsyncIterator[Event]:
         attempt = result.attempt
         detector = LoopDetector(self.guard) if job.mode != "off" else None
         if detector is not None and attempt.prefix_token_ids:
@@ -100,24 +121,35 @@ class Transcriber:
                 result.verdict = verdict
                 logger.info(
                     "request %s page %d attempt %d: guard tripped (%s, period %d, lag %d)",
-                    job.request_id, job.page.number, attempt.number, verdict.kind, verdict.period, verdict.lag,
+                    job.request_id,
+                    job.page.number,
+                    attempt.number,
+                    verdict.kind,
+                    verdict.period,
+                    verdict.lag,
                 )
                 if job.mode == "detect":
-                    yield GuardEvent(job.page.number, attempt.number, verdict.as_dict(), "flagged", None)
+                    yield GuardEvent(
+                        job.page.number, attempt.number, verdict.as_dict(), "flagged", None
+                    )
                     continue
                 result.finish_reason = "abort"
                 # Free the slot now rather than when the generator is collected.
                 await self.engine.abort(request.request_id)
                 if job.mode == "abort":
                     keep = len(self.engine.decode(result.token_ids[: result.clean_length]))
-                    yield GuardEvent(job.page.number, attempt.number, verdict.as_dict(), "aborted", keep)
+                    yield GuardEvent(
+                        job.page.number, attempt.number, verdict.as_dict(), "aborted", keep
+                    )
                 break
         except EngineError as exc:
             raise EngineFailed(f"the model engine failed: {exc}") from exc
         finally:
             await stream.aclose()
 
-    def _page_result(self, job: PageJob, history: list[AttemptResult], best: AttemptResult) -> PageResult:
+    def _page_result(
+        self, job: PageJob, history: list[AttemptResult], best: AttemptResult
+    ) -> PageResult:
         report = GuardReport(mode=job.mode, version=self.guard.version)
         first_trip = next((r for r in history if r.verdict is not None), None)
         for r in history:

@@ -92,29 +92,41 @@ def page_png(n: int, looping: bool) -> bytes:
 
 def post(url: str, png: bytes, guard: str, max_tokens: int) -> tuple[float, dict]:
     start = time.perf_counter()
-    response = httpx.post(f"{url}/v1/ocr", files={"file": ("p.png", png)},
-                          data={"guard": guard, "max_tokens": str(max_tokens)}, timeout=600)
+    response = httpx.post(
+        f"{url}/v1/ocr",
+        files={"file": ("p.png", png)},
+        data={"guard": guard, "max_tokens": str(max_tokens)},
+        timeout=600,
+    )
     response.raise_for_status()
     return time.perf_counter() - start, response.json()
 
 
-def batch(url: str, pngs: list[bytes], guard: str, max_tokens: int, clients: int) -> tuple[float, list[dict]]:
+def batch(
+    url: str, pngs: list[bytes], guard: str, max_tokens: int, clients: int
+) -> tuple[float, list[dict]]:
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         bodies = list(pool.map(lambda p: post(url, p, guard, max_tokens)[1], pngs))
     return time.perf_counter() - start, bodies
 
 
-def direct_engine_seconds(engine: TransformersEngine, png: bytes, max_tokens: int, runs: int) -> float:
+def direct_engine_seconds(
+    engine: TransformersEngine, png: bytes, max_tokens: int, runs: int
+) -> float:
     import io
 
     from app.images import load_pages
 
-    [page] = load_pages(png, max_image_pixels=50_000_000, model_max_pixels=448 * 448, max_pdf_pages=1)
+    [page] = load_pages(
+        png, max_image_pixels=50_000_000, model_max_pixels=448 * 448, max_pdf_pages=1
+    )
     _ = io
 
     async def once() -> float:
-        request = GenerationRequest(uuid.uuid4().hex, page.image, "x", SamplingOptions(max_tokens=max_tokens))
+        request = GenerationRequest(
+            uuid.uuid4().hex, page.image, "x", SamplingOptions(max_tokens=max_tokens)
+        )
         start = time.perf_counter()
         async for _ in engine.generate(request):
             pass
@@ -128,7 +140,9 @@ def direct_engine_seconds(engine: TransformersEngine, png: bytes, max_tokens: in
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--pages", type=int, default=100)
     parser.add_argument("--looping", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=600)
@@ -141,22 +155,31 @@ def main() -> int:
     words = vocabulary()
     tmp = Path(tempfile.mkdtemp(prefix="ocrguard-e2e-"))
     clean_path = save_scripted_model(tmp / "clean", chain(words[: args.answer_tokens]), size=size)
-    loop_path = save_scripted_model(tmp / "loop", cycle(words[200:204]), {words[203]: END}, size=size)
+    loop_path = save_scripted_model(
+        tmp / "loop", cycle(words[200:204]), {words[203]: END}, size=size
+    )
     clean = TransformersEngine(clean_path, max_concurrency=2)
     looping = TransformersEngine(loop_path, max_concurrency=2)
     engine = RoutingEngine(clean, looping)
-    settings = Settings(model=str(clean_path), max_tokens=args.max_tokens, max_concurrency=2, max_queue=64,
-                        key_prefix=f"ocrguard-bench:{uuid.uuid4().hex[:8]}:",
-                        stream_key=f"ocrguard-bench:{uuid.uuid4().hex[:8]}:failures")
-    print(f"models: scripted Qwen2.5-VL {size.text_layers}x{size.text_hidden} text / {size.vision_depth}x"
-          f"{size.vision_hidden} vision; clean answer {args.answer_tokens} tokens; max_tokens {args.max_tokens}\n")
+    settings = Settings(
+        model=str(clean_path),
+        max_tokens=args.max_tokens,
+        max_concurrency=2,
+        max_queue=64,
+        key_prefix=f"ocrguard-bench:{uuid.uuid4().hex[:8]}:",
+        stream_key=f"ocrguard-bench:{uuid.uuid4().hex[:8]}:failures",
+    )
+    print(
+        f"models: scripted Qwen2.5-VL {size.text_layers}x{size.text_hidden} text / {size.vision_depth}x"
+        f"{size.vision_hidden} vision; clean answer {args.answer_tokens} tokens; max_tokens {args.max_tokens}\n"
+    )
     with background_server(settings, engine=engine) as url:
         png = page_png(0, looping=False)
         post(url, png, "off", args.max_tokens)  # warm-up
         # 1. interleaved latency, guard off vs recover
         latencies = {"off": [], "recover": []}
         for n in range(args.latency_runs):
-            for guard in (("off", "recover") if n % 2 == 0 else ("recover", "off")):
+            for guard in ("off", "recover") if n % 2 == 0 else ("recover", "off"):
                 latencies[guard].append(post(url, png, guard, args.max_tokens)[0])
         off, on = statistics.median(latencies["off"]), statistics.median(latencies["recover"])
         # 3. overhead outside the model
@@ -167,23 +190,33 @@ def main() -> int:
         t_on, _ = batch(url, pngs, "recover", args.max_tokens, args.clients)
         print("| clean pages | guard off | guard recover | ratio on/off |")
         print("|---|---|---|---|")
-        print(f"| median latency, sequential ({args.latency_runs} each, interleaved) | {off * 1000:.1f} ms | "
-              f"{on * 1000:.1f} ms | {on / off:.3f} |")
-        print(f"| throughput, {args.clients} clients, {len(pngs)} pages | {len(pngs) / t_off:.2f} pages/s | "
-              f"{len(pngs) / t_on:.2f} pages/s | {t_on / t_off:.3f} (time) |")
-        print(f"\nservice overhead outside the model: {(off - engine_s) * 1000:.1f} ms per request "
-              f"(HTTP median {off * 1000:.1f} ms - direct engine median {engine_s * 1000:.1f} ms)\n")
+        print(
+            f"| median latency, sequential ({args.latency_runs} each, interleaved) | {off * 1000:.1f} ms | "
+            f"{on * 1000:.1f} ms | {on / off:.3f} |"
+        )
+        print(
+            f"| throughput, {args.clients} clients, {len(pngs)} pages | {len(pngs) / t_off:.2f} pages/s | "
+            f"{len(pngs) / t_on:.2f} pages/s | {t_on / t_off:.3f} (time) |"
+        )
+        print(
+            f"\nservice overhead outside the model: {(off - engine_s) * 1000:.1f} ms per request "
+            f"(HTTP median {off * 1000:.1f} ms - direct engine median {engine_s * 1000:.1f} ms)\n"
+        )
         # 4. the batch
         loop_every = max(1, args.pages // max(1, args.looping))
-        marks = [args.looping and n % loop_every == loop_every // 2 and n // loop_every < args.looping
-                 for n in range(args.pages)]
+        marks = [
+            args.looping and n % loop_every == loop_every // 2 and n // loop_every < args.looping
+            for n in range(args.pages)
+        ]
         mixed = [page_png(n, bool(m)) for n, m in enumerate(marks)]
         all_clean = [page_png(n, False) for n in range(args.pages)]
         base_wall, base_bodies = batch(url, all_clean, "off", args.max_tokens, args.clients)
         base_tokens = sum(b["usage"]["generated_tokens"] for b in base_bodies)
-        print(f"| batch of {args.pages} pages, {sum(marks)} looping, {args.clients} clients | wall-clock | "
-              "inflation vs no-loop batch | tokens, all pages | tokens on looping pages | "
-              "looping pages: tokens saved vs off | looping pages returned |")
+        print(
+            f"| batch of {args.pages} pages, {sum(marks)} looping, {args.clients} clients | wall-clock | "
+            "inflation vs no-loop batch | tokens, all pages | tokens on looping pages | "
+            "looping pages: tokens saved vs off | looping pages returned |"
+        )
         print("|---|---|---|---|---|---|---|")
         print(f"| no looping page (baseline) | {base_wall:.1f} s | - | {base_tokens} | - | - | - |")
         loop_tokens_off = None
@@ -196,8 +229,10 @@ def main() -> int:
                 loop_tokens_off = loop_tokens
             saved = "-" if guard == "off" else f"{1 - loop_tokens / loop_tokens_off:.1%}"
             actions = ",".join(sorted({b["pages"][0]["guard"]["action"] for b in loop_bodies}))
-            print(f"| guard {guard} | {wall:.1f} s | {wall / base_wall - 1:+.1%} | {tokens} | {loop_tokens} | "
-                  f"{saved} | {actions} |")
+            print(
+                f"| guard {guard} | {wall:.1f} s | {wall / base_wall - 1:+.1%} | {tokens} | {loop_tokens} | "
+                f"{saved} | {actions} |"
+            )
     return 0
 
 

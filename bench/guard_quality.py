@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ class Ocrguard:
 
     def first_trip(self, ids, texts):
         detector = LoopDetector(DEFAULT_CONFIG)
-        for i, (t, s) in enumerate(zip(ids, texts)):
+        for t, s in zip(ids, texts):
             if detector.feed((t,), s):
                 return detector.verdict.trip_at
         return None
@@ -54,7 +53,9 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokenizer", default=str(EMBEDDED_MODEL))
     parser.add_argument("--per-kind", type=int, default=40)
     parser.add_argument("--clean", type=int, default=300, help="clean synthetic pages")
@@ -64,34 +65,54 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
-    manifest = [json.loads(line) for line in (CORPUS / "manifest.jsonl").read_text().splitlines() if line.strip()]
+    manifest = [
+        json.loads(line)
+        for line in (CORPUS / "manifest.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
     real = {"degenerate": [], "legit": []}
     for item in manifest:
         text = (CORPUS / item["file"]).read_text(encoding="utf-8")
         real[item["set"]].append((item, encode(tokenizer, text)))
-    documents = [(CORPUS / m["file"]).read_text(encoding="utf-8") for m in manifest if m["set"] == "legit"]
+    documents = [
+        (CORPUS / m["file"]).read_text(encoding="utf-8") for m in manifest if m["set"] == "legit"
+    ]
     injected = []
     for item in inject_all(documents, args.per_kind, seed=7):
         ids, texts = encode(tokenizer, item.text)
         onset = len(tokenizer(item.text[: item.onset_chars], add_special_tokens=False)["input_ids"])
-        period = len(tokenizer(item.unit * 8, add_special_tokens=False)["input_ids"]) / 8 if item.unit else 0
+        period = (
+            len(tokenizer(item.unit * 8, add_special_tokens=False)["input_ids"]) / 8
+            if item.unit
+            else 0
+        )
         injected.append((item, ids, texts, onset, period))
     from training.synth import KINDS, Generator
 
     generator = Generator(seed=424_242)
-    clean = [encode(tokenizer, generator.sample(i, KINDS[i % len(KINDS)]).target) for i in range(args.clean)]
+    clean = [
+        encode(tokenizer, generator.sample(i, KINDS[i % len(KINDS)]).target)
+        for i in range(args.clean)
+    ]
 
     detectors = [Ocrguard(), *PEERS]
     rows, kind_rows, misses = [], [], {}
     for det in detectors:
-        real_hits = [det.first_trip(ids, texts) is not None for _, (ids, texts) in real["degenerate"]]
-        real_clear = [h for (m, _), h in zip(real["degenerate"], real_hits) if m["kind"] not in HARD_KINDS]
-        real_hard = [h for (m, _), h in zip(real["degenerate"], real_hits) if m["kind"] in HARD_KINDS]
-        real_fa = [m["file"] for m, (ids, texts) in real["legit"] if det.first_trip(ids, texts) is not None]
+        real_hits = [
+            det.first_trip(ids, texts) is not None for _, (ids, texts) in real["degenerate"]
+        ]
+        real_clear = [
+            h for (m, _), h in zip(real["degenerate"], real_hits) if m["kind"] not in HARD_KINDS
+        ]
+        real_hard = [
+            h for (m, _), h in zip(real["degenerate"], real_hits) if m["kind"] in HARD_KINDS
+        ]
+        real_fa = [
+            m["file"] for m, (ids, texts) in real["legit"] if det.first_trip(ids, texts) is not None
+        ]
         clean_fa = sum(det.first_trip(ids, texts) is not None for ids, texts in clean)
         by_kind: dict[str, list[bool]] = {}
         lags, early = [], 0
-        periods = []
         excess = []
         for item, ids, texts, onset, period in injected:
             trip = det.first_trip(ids, texts)
@@ -103,39 +124,52 @@ def main() -> int:
                 lags.append(trip - onset)
                 excess.append(trip - onset - 2 * period)
         if det.name.startswith("ocrguard"):
-            misses = {"real_missed": [m["file"] for (m, _), hit in zip(real["degenerate"], real_hits) if not hit],
-                      "legit_flagged": real_fa}
+            misses = {
+                "real_missed": [
+                    m["file"] for (m, _), hit in zip(real["degenerate"], real_hits) if not hit
+                ],
+                "legit_flagged": real_fa,
+            }
         clear = [h for k in CLEAR_KINDS for h in by_kind.get(k, [])]
         hard = [h for k in HARD_KINDS for h in by_kind.get(k, [])]
-        rows.append({
-            "detector": det.name,
-            "real_recall": sum(real_hits) / len(real_hits),
-            "real_clear_recall": sum(real_clear) / len(real_clear),
-            "real_hard_recall": sum(real_hard) / len(real_hard),
-            "synthetic_clear_recall": sum(clear) / len(clear),
-            "synthetic_hard_recall": sum(hard) / len(hard),
-            "legit_false_alarms": len(real_fa),
-            "clean_false_alarms": clean_fa,
-            "early_trips": early,
-            "lag_p50": percentile(lags, 0.5) if det.online else None,
-            "lag_p95": percentile(lags, 0.95) if det.online else None,
-            "lag_minus_2_periods_p50": percentile(excess, 0.5) if det.online else None,
-        })
+        rows.append(
+            {
+                "detector": det.name,
+                "real_recall": sum(real_hits) / len(real_hits),
+                "real_clear_recall": sum(real_clear) / len(real_clear),
+                "real_hard_recall": sum(real_hard) / len(real_hard),
+                "synthetic_clear_recall": sum(clear) / len(clear),
+                "synthetic_hard_recall": sum(hard) / len(hard),
+                "legit_false_alarms": len(real_fa),
+                "clean_false_alarms": clean_fa,
+                "early_trips": early,
+                "lag_p50": percentile(lags, 0.5) if det.online else None,
+                "lag_p95": percentile(lags, 0.95) if det.online else None,
+                "lag_minus_2_periods_p50": percentile(excess, 0.5) if det.online else None,
+            }
+        )
         kind_rows.append({"detector": det.name, **{k: sum(v) / len(v) for k, v in by_kind.items()}})
 
     n_real, n_legit = len(real["degenerate"]), len(real["legit"])
-    print(f"tokenizer: {args.tokenizer}; real degenerate {n_real}, real legitimate {n_legit}, "
-          f"injected {len(injected)} ({args.per_kind} per kind), clean synthetic {len(clean)}\n")
-    print("| detector | real recall (clear / hard) | injected clear recall | injected hard recall | FA legit (of "
-          f"{n_legit}) | FA clean (of {len(clean)}) | early trips | lag p50 | lag p95 | lag-2·period p50 |")
+    print(
+        f"tokenizer: {args.tokenizer}; real degenerate {n_real}, real legitimate {n_legit}, "
+        f"injected {len(injected)} ({args.per_kind} per kind), clean synthetic {len(clean)}\n"
+    )
+    print(
+        "| detector | real recall (clear / hard) | injected clear recall | injected hard recall | FA legit (of "
+        f"{n_legit}) | FA clean (of {len(clean)}) | early trips | lag p50 | lag p95 | lag-2·period p50 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         fmt = lambda v: "post-hoc" if v is None else f"{v:.0f}"  # noqa: E731
-        print(f"| {r['detector']} | {r['real_recall']:.1%} ({r['real_clear_recall']:.0%} / {r['real_hard_recall']:.0%}) | "
-              f"{r['synthetic_clear_recall']:.1%} | "
-              f"{r['synthetic_hard_recall']:.1%} | {r['legit_false_alarms']} | {r['clean_false_alarms']} | "
-              f"{r['early_trips']} | {fmt(r['lag_p50'])} | {fmt(r['lag_p95'])} | "
-              f"{fmt(r['lag_minus_2_periods_p50'])} |")
+        print(
+            f"| {r['detector']} | {r['real_recall']:.1%} "
+            f"({r['real_clear_recall']:.0%} / {r['real_hard_recall']:.0%}) | "
+            f"{r['synthetic_clear_recall']:.1%} | "
+            f"{r['synthetic_hard_recall']:.1%} | {r['legit_false_alarms']} | {r['clean_false_alarms']} | "
+            f"{r['early_trips']} | {fmt(r['lag_p50'])} | {fmt(r['lag_p95'])} | "
+            f"{fmt(r['lag_minus_2_periods_p50'])} |"
+        )
     kinds = list(CLEAR_KINDS + HARD_KINDS)
     print("\nrecall by injected kind\n")
     print("| detector | " + " | ".join(kinds) + " |")
@@ -145,7 +179,9 @@ def main() -> int:
     print(f"\nocrguard misses on real degenerate: {misses['real_missed']}")
     print(f"ocrguard false alarms on real legitimate: {misses['legit_flagged']}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "by_kind": kind_rows, "ocrguard": misses}, indent=2))
+        args.json.write_text(
+            json.dumps({"rows": rows, "by_kind": kind_rows, "ocrguard": misses}, indent=2)
+        )
     return 0
 
 

@@ -40,7 +40,9 @@ def run_case(ids: list[int], texts: list[str], repeat: int) -> tuple[float, int]
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tokenizer", default=str(EMBEDDED_MODEL))
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
@@ -56,8 +58,13 @@ def main() -> int:
     for period in (1, 4, 16, 64, 128, 256):
         prefix_ids, prefix_texts = encode(tokenizer, " ".join(rng.sample(words, 400)))
         unit_ids, unit_texts = prefix_ids[-period:], prefix_texts[-period:]
-        cases.append((f"loop, period {period} tokens (fed until trip)", prefix_ids + unit_ids * 40,
-                      prefix_texts + unit_texts * 40))
+        cases.append(
+            (
+                f"loop, period {period} tokens (fed until trip)",
+                prefix_ids + unit_ids * 40,
+                prefix_texts + unit_texts * 40,
+            )
+        )
     print(f"tokenizer: {args.tokenizer}; best of {args.repeat}\n")
     print("| case | tokens fed | µs / token | tokens / s |")
     print("|---|---|---|---|")
@@ -67,8 +74,10 @@ def main() -> int:
         total_time += us * fed
         total_tokens += fed
         print(f"| {name} | {fed} | {us:.2f} | {1e6 / us:,.0f} |")
-    print(f"| **all cases** | {int(total_tokens)} | {total_time / total_tokens:.2f} | "
-          f"{1e6 * total_tokens / total_time:,.0f} |")
+    print(
+        f"| **all cases** | {int(total_tokens)} | {total_time / total_tokens:.2f} | "
+        f"{1e6 * total_tokens / total_time:,.0f} |"
+    )
     return 0
 
 

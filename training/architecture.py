@@ -102,7 +102,9 @@ def build_processor(tokenizer, min_pixels: int = 28 * 28, max_pixels: int = 448 
     )
 
 
-def build_model(tokenizer, size: ModelSize = ModelSize(), seed: int = 0, tie_embeddings: bool = True):
+def build_model(
+    tokenizer, size: ModelSize = ModelSize(), seed: int = 0, tie_embeddings: bool = True
+):
     """A randomly initialised Qwen2.5-VL sized by ``size`` for ``tokenizer``."""
     import torch
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration

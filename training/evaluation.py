@@ -46,17 +46,33 @@ class KindScores:
         }
 
 
-def evaluate_model(model_path: str, kinds: tuple[Kind, ...], per_kind: int, max_new_tokens: int,
-                   batch_size: int = 8, seed: int = EVAL_SEED) -> dict[str, dict]:
+def evaluate_model(
+    model_path: str,
+    kinds: tuple[Kind, ...],
+    per_kind: int,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    seed: int = EVAL_SEED,
+) -> dict[str, dict]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_path, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(model_path, local_files_only=True).eval()
-    return evaluate_loaded(processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, label=model_path)
+    return evaluate_loaded(
+        processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, label=model_path
+    )
 
 
-def evaluate_loaded(processor, model, kinds: tuple[Kind, ...], per_kind: int, max_new_tokens: int,
-                    batch_size: int = 8, seed: int = EVAL_SEED, label: str = "model") -> dict[str, dict]:
+def evaluate_loaded(
+    processor,
+    model,
+    kinds: tuple[Kind, ...],
+    per_kind: int,
+    max_new_tokens: int,
+    batch_size: int = 8,
+    seed: int = EVAL_SEED,
+    label: str = "model",
+) -> dict[str, dict]:
     """``evaluate_model`` for a model already in memory (SFT's periodic evaluation)."""
     import torch
 
@@ -69,14 +85,20 @@ def evaluate_loaded(processor, model, kinds: tuple[Kind, ...], per_kind: int, ma
     for kind in kinds:
         scores = KindScores()
         for start in range(0, per_kind, batch_size):
-            samples = [generator.sample(i, kind) for i in range(start, min(per_kind, start + batch_size))]
-            inputs = processor(text=[prompt] * len(samples), images=[s.image for s in samples],
-                               return_tensors="pt", padding=True)
+            samples = [
+                generator.sample(i, kind) for i in range(start, min(per_kind, start + batch_size))
+            ]
+            inputs = processor(
+                text=[prompt] * len(samples),
+                images=[s.image for s in samples],
+                return_tensors="pt",
+                padding=True,
+            )
             began = time.perf_counter()
             with torch.inference_mode():
                 output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
             scores.seconds += time.perf_counter() - began
-            for sample, row in zip(samples, output[:, inputs["input_ids"].shape[1]:].tolist()):
+            for sample, row in zip(samples, output[:, inputs["input_ids"].shape[1] :].tolist()):
                 ids = _until_eos(row, eos)
                 text = tokenizer.decode(ids, skip_special_tokens=True)
                 detok = IncrementalDetokenizer(tokenizer)
@@ -90,8 +112,15 @@ def evaluate_loaded(processor, model, kinds: tuple[Kind, ...], per_kind: int, ma
                 scores.valid_json += fields is not None
                 scores.degenerate += verdict is not None or hit_limit
                 if len(scores.examples) < 3:
-                    scores.examples.append({"target": sample.target, "output": text[:300],
-                                            "degenerate": verdict.kind if verdict else ("length" if hit_limit else None)})
+                    scores.examples.append(
+                        {
+                            "target": sample.target,
+                            "output": text[:300],
+                            "degenerate": verdict.kind
+                            if verdict
+                            else ("length" if hit_limit else None),
+                        }
+                    )
         results[kind] = {**scores.summary(), "examples": scores.examples}
         logger.info("%s %s: %s", label, kind, scores.summary())
     tokenizer.padding_side = padding_side
@@ -101,7 +130,9 @@ def evaluate_loaded(processor, model, kinds: tuple[Kind, ...], per_kind: int, ma
 def transcription(fields) -> str:
     """The text a page's fields hold, region by region: what CER is measured on (the JSON
     keys and quoting would otherwise count as free correct characters)."""
-    return "\n".join(part for part in (fields.header, fields.margin, fields.text, fields.footer) if part)
+    return "\n".join(
+        part for part in (fields.header, fields.margin, fields.text, fields.footer) if part
+    )
 
 
 def _until_eos(row: list[int], eos) -> list[int]:
@@ -112,20 +143,30 @@ def _until_eos(row: list[int], eos) -> list[int]:
     return row
 
 
-def evaluate_models(models: list[str], kinds: tuple[str, ...], per_kind: int, max_new_tokens: int,
-                    threads: int = 2) -> dict[str, dict]:
+def evaluate_models(
+    models: list[str], kinds: tuple[str, ...], per_kind: int, max_new_tokens: int, threads: int = 2
+) -> dict[str, dict]:
     """Evaluate each model on the same pages and print one table."""
     import torch
 
     torch.set_num_threads(threads)
     results = {m: evaluate_model(m, kinds, per_kind, max_new_tokens) for m in models}
-    print(f"held-out pages: {per_kind} per kind, seed {EVAL_SEED}, greedy, max_new_tokens {max_new_tokens}, "
-          f"guard {DEFAULT_CONFIG.version}\n")
+    print(
+        f"held-out pages: {per_kind} per kind, seed {EVAL_SEED}, greedy, max_new_tokens {max_new_tokens}, "
+        f"guard {DEFAULT_CONFIG.version}\n"
+    )
     print("| model | kind | pages | CER | valid JSON | degeneration | mean tokens | tokens/s |")
     print("|---|---|---|---|---|---|---|---|")
     for model, by_kind in results.items():
         for kind, s in by_kind.items():
-            print(f"| {Path(model).name} | {kind} | {s['pages']} | {s['cer']:.3f} | {s['valid_json_rate']:.1%} | "
-                  f"{s['degeneration_rate']:.1%} | {s['mean_generated_tokens']} | {s['tokens_per_second']} |")
-    return {"models": results, "guard_version": DEFAULT_CONFIG.version, "seed": EVAL_SEED,
-            "per_kind": per_kind, "max_new_tokens": max_new_tokens}
+            print(
+                f"| {Path(model).name} | {kind} | {s['pages']} | {s['cer']:.3f} | {s['valid_json_rate']:.1%} | "
+                f"{s['degeneration_rate']:.1%} | {s['mean_generated_tokens']} | {s['tokens_per_second']} |"
+            )
+    return {
+        "models": results,
+        "guard_version": DEFAULT_CONFIG.version,
+        "seed": EVAL_SEED,
+        "per_kind": per_kind,
+        "max_new_tokens": max_new_tokens,
+    }

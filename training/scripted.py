@@ -32,7 +32,9 @@ def save_random_model(path: Path, seed: int = 0, size: ModelSize = TINY) -> Path
 
 
 def save_scripted_model(
-    path: Path, successors: dict[str, str], second_choices: dict[str, str] | None = None,
+    path: Path,
+    successors: dict[str, str],
+    second_choices: dict[str, str] | None = None,
     size: ModelSize = TINY,
 ) -> Path:
     """A model whose greedy next token after token ``a`` is ``successors[a]`` (the chat

@@ -1,7 +1,7 @@
 """Supervised training of the embedded OCR model from scratch, resumable from checkpoints.
 
-    python -m training sft --out runs/tiny --steps 20000
-    python -m training sft --out runs/tiny --steps 40000   # resumes where it stopped
+python -m training sft --out runs/tiny --steps 20000
+python -m training sft --out runs/tiny --steps 40000   # resumes where it stopped
 """
 
 from __future__ import annotations
@@ -21,20 +21,29 @@ from .synth import KINDS, Generator, Kind
 
 logger = logging.getLogger(__name__)
 
+
 @dataclass
 class SftConfig:
-    out: Path = field(default=Path("runs/tiny"), metadata={"help": "run folder (checkpoints, logs)"})
-    steps: int = field(default=20_000, metadata={"help": "total optimizer steps (resume continues to this)"})
+    out: Path = field(
+        default=Path("runs/tiny"), metadata={"help": "run folder (checkpoints, logs)"}
+    )
+    steps: int = field(
+        default=20_000, metadata={"help": "total optimizer steps (resume continues to this)"}
+    )
     batch_size: int = field(default=16, metadata={"help": "samples per step"})
     lr: float = field(default=4e-4, metadata={"help": "peak learning rate (<= 5e-4: see issue #4)"})
     warmup: int = field(default=300, metadata={"help": "linear warm-up steps"})
     seed: int = field(default=0, metadata={"help": "training data and init seed"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
     vocab_size: int = field(default=512, metadata={"help": "byte-level BPE vocabulary"})
-    lines_only_until: float = field(default=0.25, metadata={"help": "fraction of steps on single lines only"})
+    lines_only_until: float = field(
+        default=0.25, metadata={"help": "fraction of steps on single lines only"}
+    )
     checkpoint_every: int = field(default=250, metadata={"help": "steps between checkpoints"})
     eval_every: int = field(default=1000, metadata={"help": "steps between held-out evaluations"})
-    eval_samples: int = field(default=12, metadata={"help": "held-out samples per kind at each evaluation"})
+    eval_samples: int = field(
+        default=12, metadata={"help": "held-out samples per kind at each evaluation"}
+    )
     max_new_tokens: int = field(default=160, metadata={"help": "decode budget of evaluations"})
     size: ModelSize = field(default_factory=ModelSize, metadata={"help": "network dimensions"})
 
@@ -47,7 +56,9 @@ def run(config: SftConfig) -> Path:
     ckpt = out / "checkpoint"
     out.mkdir(parents=True, exist_ok=True)
     processor, model, state = _load_or_init(config, ckpt)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98)
+    )
     if state.get("optimizer") is not None:
         optimizer.load_state_dict(state["optimizer"])
     step = state.get("step", 0)
@@ -57,8 +68,10 @@ def run(config: SftConfig) -> Path:
     started = time.monotonic()
     while step < config.steps:
         kinds = _kinds_at(step, config)
-        batch = [generator.sample(step * config.batch_size + i, kinds[(step + i) % len(kinds)])
-                 for i in range(config.batch_size)]
+        batch = [
+            generator.sample(step * config.batch_size + i, kinds[(step + i) % len(kinds)])
+            for i in range(config.batch_size)
+        ]
         inputs = collate(processor, batch)
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, config)
@@ -69,8 +82,12 @@ def run(config: SftConfig) -> Path:
         optimizer.step()
         step += 1
         if step % 25 == 0 or step == config.steps:
-            entry = {"step": step, "loss": round(loss.item(), 4), "lr": _lr(step, config),
-                     "seconds": round(time.monotonic() - started, 1)}
+            entry = {
+                "step": step,
+                "loss": round(loss.item(), 4),
+                "lr": _lr(step, config),
+                "seconds": round(time.monotonic() - started, 1),
+            }
             log.write(json.dumps(entry) + "\n")
             log.flush()
         if step % config.checkpoint_every == 0 or step == config.steps:
@@ -92,7 +109,9 @@ def collate(processor, samples) -> dict:
     for sample in samples:
         messages = ocr_messages(OCR_INSTRUCTION) + [{"role": "assistant", "content": sample.target}]
         texts.append(processor.apply_chat_template(messages, tokenize=False).rstrip("\n"))
-    inputs = processor(text=texts, images=[s.image for s in samples], return_tensors="pt", padding=True)
+    inputs = processor(
+        text=texts, images=[s.image for s in samples], return_tensors="pt", padding=True
+    )
     labels = inputs["input_ids"].clone()
     start_id = tokenizer.convert_tokens_to_ids("<|im_start|>")
     header = len(tokenizer("assistant\n", add_special_tokens=False)["input_ids"])
@@ -109,7 +128,9 @@ def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, 
     """CER, valid JSON and degeneration per kind on held-out pages (training/evaluation.py)."""
     from .evaluation import evaluate_loaded
 
-    results = evaluate_loaded(processor, model, KINDS, per_kind, max_new_tokens, batch_size=per_kind)
+    results = evaluate_loaded(
+        processor, model, KINDS, per_kind, max_new_tokens, batch_size=per_kind
+    )
     return {kind: {k: v for k, v in r.items() if k != "examples"} for kind, r in results.items()}
 
 
@@ -139,7 +160,9 @@ def _load_or_init(config: SftConfig, ckpt: Path):
         logger.info("resumed from step %d", state["step"])
         return processor, model, state
     torch.manual_seed(config.seed)
-    texts = [Generator(config.seed + 7).sample(i, KINDS[i % len(KINDS)]).target for i in range(3000)]
+    texts = [
+        Generator(config.seed + 7).sample(i, KINDS[i % len(KINDS)]).target for i in range(3000)
+    ]
     texts.append(OCR_INSTRUCTION)
     tokenizer = build_tokenizer(texts, vocab_size=config.vocab_size)
     processor = build_processor(tokenizer)
@@ -154,9 +177,16 @@ def _save(ckpt: Path, processor, model, optimizer, step: int, config: SftConfig)
     tmp.mkdir(parents=True, exist_ok=True)
     processor.save_pretrained(tmp)
     model.save_pretrained(tmp)
-    torch.save({"step": step, "optimizer": optimizer.state_dict(), "python_rng": random.getstate(),
-                "torch_rng": torch.get_rng_state(), "config": json.loads(json.dumps(asdict(config), default=str))},
-               tmp / "trainer_state.pt")
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "python_rng": random.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "config": json.loads(json.dumps(asdict(config), default=str)),
+        },
+        tmp / "trainer_state.pt",
+    )
     if ckpt.exists():  # swap in the new checkpoint only once it is complete
         old = ckpt.with_name(ckpt.name + ".old")
         ckpt.rename(old)

@@ -34,7 +34,13 @@ TEXT_SOURCES = sorted((ROOT / "bench/guard/corpus/legit").glob("*-br-*.txt")) + 
     (ROOT / "bench/guard/corpus/legit").glob("*-pt-*.txt")
 )
 FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
-FONTS = ("DejaVuSans.ttf", "DejaVuSerif.ttf", "DejaVuSansMono.ttf", "DejaVuSans-Bold.ttf", "DejaVuSansCondensed.ttf")
+FONTS = (
+    "DejaVuSans.ttf",
+    "DejaVuSerif.ttf",
+    "DejaVuSansMono.ttf",
+    "DejaVuSans-Bold.ttf",
+    "DejaVuSansCondensed.ttf",
+)
 CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789áéíóúâêôãõçÁÉÍÓÚÂÊÔÃÕÇàÀ.,;:-/()$%º "
 PAGE_WIDTH = 448
 
@@ -59,7 +65,7 @@ def _sentences() -> tuple[str, ...]:
         text = re.sub(r"<[^>]+>|[#*_>|]", " ", text)
         for line in text.splitlines():
             line = " ".join(line.split())
-            if 12 <= len(line):
+            if len(line) >= 12:
                 chunks.extend(_wrap_words(line, 60))
     if not chunks:
         raise RuntimeError(f"no pt-BR source text found under {ROOT / 'bench/guard/corpus/legit'}")
@@ -123,8 +129,13 @@ class Generator:
 
     def _line(self, rng, fake):
         makers = [
-            fake.name, fake.company, fake.street_address, lambda: fake.date(pattern="%d/%m/%Y"),
-            fake.cpf, fake.cnpj, lambda: f"R$ {rng.randint(1, 99999)},{rng.randint(0, 99):02d}",
+            fake.name,
+            fake.company,
+            fake.street_address,
+            lambda: fake.date(pattern="%d/%m/%Y"),
+            fake.cpf,
+            fake.cnpj,
+            lambda: f"R$ {rng.randint(1, 99999)},{rng.randint(0, 99):02d}",
             lambda: fake.city() + " - " + fake.estado_sigla(),
             lambda: rng.choice(_sentences()),
         ]
@@ -132,7 +143,13 @@ class Generator:
         return PageFields(text=text), [text], ""
 
     def _block(self, rng, fake):
-        header = rng.choice([fake.company().upper(), "PREFEITURA MUNICIPAL DE " + fake.city().upper(), "DIÁRIO OFICIAL"])
+        header = rng.choice(
+            [
+                fake.company().upper(),
+                "PREFEITURA MUNICIPAL DE " + fake.city().upper(),
+                "DIÁRIO OFICIAL",
+            ]
+        )
         body = [rng.choice(_sentences())[:48] for _ in range(rng.randint(2, 5))]
         footer = f"Página {rng.randint(1, 40)}" if rng.random() < 0.7 else ""
         margin = fake.date(pattern="%d/%m/%Y") if rng.random() < 0.3 else ""
@@ -168,7 +185,9 @@ class Generator:
         return PageFields(text="\n".join(lines)), lines, ""
 
 
-def _render(rng: random.Random, lines: list[str], margin: str, sizes: tuple[int, int]) -> Image.Image:
+def _render(
+    rng: random.Random, lines: list[str], margin: str, sizes: tuple[int, int]
+) -> Image.Image:
     name = rng.choice(FONTS)
     size = rng.randint(*sizes)
     room = PAGE_WIDTH - 16 - (90 if margin else 0)
@@ -210,6 +229,17 @@ def write_dataset(out: Path, seed: int, count: int, kinds: tuple[Kind, ...]) -> 
         for index, sample in zip(range(count), generator.stream(kinds)):
             name = f"{index:06d}-{sample.kind}.png"
             sample.image.save(out / name)
-            manifest.write(json.dumps({"image": name, "kind": sample.kind, "seed": seed, "index": index,
-                                       "target": sample.target}, ensure_ascii=False) + "\n")
+            manifest.write(
+                json.dumps(
+                    {
+                        "image": name,
+                        "kind": sample.kind,
+                        "seed": seed,
+                        "index": index,
+                        "target": sample.target,
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
     return out

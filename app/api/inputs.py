@@ -24,7 +24,9 @@ async def read_ocr_request(request: Request, settings: Settings) -> tuple[OcrOpt
     elif content_type.startswith("application/json"):
         options, data = await _read_json(request)
     else:
-        raise UnsupportedMediaType("send multipart/form-data with a 'file', or JSON with an 'image'")
+        raise UnsupportedMediaType(
+            "send multipart/form-data with a 'file', or JSON with an 'image'"
+        )
     if options.max_tokens is not None and options.max_tokens > settings.max_tokens:
         raise InvalidRequest(f"max_tokens: at most {settings.max_tokens} on this server")
     pages = load_pages(

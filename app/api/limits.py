@@ -44,13 +44,21 @@ class BodyLimitMiddleware:
 
 async def _refuse(send: Send, limit: int) -> None:
     body = json.dumps(
-        {"error": {"code": PayloadTooLarge.code, "message": f"the request body is over {limit} bytes"}}
+        {
+            "error": {
+                "code": PayloadTooLarge.code,
+                "message": f"the request body is over {limit} bytes",
+            }
+        }
     ).encode()
     await send(
         {
             "type": "http.response.start",
             "status": 413,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": body})

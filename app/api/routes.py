@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from contextlib import aclosing
 
 from fastapi import APIRouter, Depends, Request
@@ -99,7 +98,9 @@ async def healthz() -> dict:
 
 
 @router.get("/readyz", dependencies=[Depends(require_key_for_health)])
-async def readyz(service: ServiceDep, failure_log: FailureLogDep, metrics: MetricsDep) -> JSONResponse:
+async def readyz(
+    service: ServiceDep, failure_log: FailureLogDep, metrics: MetricsDep
+) -> JSONResponse:
     """503 while the model is not loaded or the server drains. A Redis outage only makes
     the state ``degraded``: OCR still works and failure records wait in memory."""
     model_ok = service.engine.ready and not service.draining
@@ -108,9 +109,17 @@ async def readyz(service: ServiceDep, failure_log: FailureLogDep, metrics: Metri
     metrics.ready.set(1 if status == "ready" else 0)
     body = {
         "status": status,
-        "model": {"id": service.engine.model_id, "revision": service.engine.revision, "loaded": service.engine.ready},
+        "model": {
+            "id": service.engine.model_id,
+            "revision": service.engine.revision,
+            "loaded": service.engine.ready,
+        },
         "draining": service.draining,
-        "redis": {"reachable": redis_ok, "buffered_records": failure_log.buffered, "dropped_records": failure_log.dropped},
+        "redis": {
+            "reachable": redis_ok,
+            "buffered_records": failure_log.buffered,
+            "dropped_records": failure_log.dropped,
+        },
         "inflight": service.inflight,
     }
     return JSONResponse(body, status_code=200 if model_ok else 503)
@@ -119,5 +128,3 @@ async def readyz(service: ServiceDep, failure_log: FailureLogDep, metrics: Metri
 @router.get("/metrics", dependencies=[Depends(require_key_for_metrics)])
 async def metrics_endpoint(metrics: MetricsDep) -> Response:
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-

@@ -15,7 +15,9 @@ class OcrOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stream: bool = Field(False, description="Answer with Server-Sent Events.")
-    max_tokens: int | None = Field(None, ge=1, description="Most tokens per page (server ceiling applies).")
+    max_tokens: int | None = Field(
+        None, ge=1, description="Most tokens per page (server ceiling applies)."
+    )
     guard: GuardModeName = Field("recover", description="off | detect | abort | recover.")
     pages: str | None = Field(None, description="PDF pages, e.g. '1-3,5' (default: all).")
     seed: int = Field(0, description="Seed of sampled recovery attempts.")

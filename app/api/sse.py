@@ -19,7 +19,9 @@ def frame(event: str, data: dict[str, Any]) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
 
 
-async def sse_events(events: AsyncIterator[Event | ResultEvent], request_id: str) -> AsyncIterator[bytes]:
+async def sse_events(
+    events: AsyncIterator[Event | ResultEvent], request_id: str
+) -> AsyncIterator[bytes]:
     """Once the 200 is out, a failure becomes a final ``error`` event, never a cut body."""
     try:
         async for event in events:
@@ -35,4 +37,7 @@ async def sse_events(events: AsyncIterator[Event | ResultEvent], request_id: str
         yield frame("error", {"request_id": request_id, "code": exc.code, "message": exc.message})
     except Exception:  # the stream's boundary: report, don't break the body
         logger.exception("request %s: stream failed", request_id)
-        yield frame("error", {"request_id": request_id, "code": "internal_error", "message": "internal error"})
+        yield frame(
+            "error",
+            {"request_id": request_id, "code": "internal_error", "message": "internal error"},
+        )

@@ -9,7 +9,14 @@ from .base import Engine, EngineError, GenerationRequest, SamplingOptions, Token
 if TYPE_CHECKING:
     from app.config import Settings
 
-__all__ = ["Engine", "EngineError", "GenerationRequest", "SamplingOptions", "TokenDelta", "load_engine"]
+__all__ = [
+    "Engine",
+    "EngineError",
+    "GenerationRequest",
+    "SamplingOptions",
+    "TokenDelta",
+    "load_engine",
+]
 
 
 def load_engine(settings: Settings) -> Engine:

@@ -24,8 +24,16 @@ class VllmEngine:
     """Streams DELTA outputs of ``AsyncLLM.generate``; the guard's abort calls
     ``AsyncLLM.abort`` so the KV cache slot is freed at once."""
 
-    def __init__(self, llm: Any, tokenizer: Any, processor: Any, model_id: str, revision: str,
-                 max_concurrency: int, vllm_module: Any) -> None:
+    def __init__(
+        self,
+        llm: Any,
+        tokenizer: Any,
+        processor: Any,
+        model_id: str,
+        revision: str,
+        max_concurrency: int,
+        vllm_module: Any,
+    ) -> None:
         self._llm = llm
         self._tokenizer = tokenizer
         self._processor = processor
@@ -53,8 +61,15 @@ class VllmEngine:
         )
         llm = AsyncLLM.from_engine_args(args)
         processor = AutoProcessor.from_pretrained(settings.model)
-        return cls(llm, processor.tokenizer, processor, settings.model, "main",
-                   settings.max_concurrency, vllm)
+        return cls(
+            llm,
+            processor.tokenizer,
+            processor,
+            settings.model,
+            "main",
+            settings.max_concurrency,
+            vllm,
+        )
 
     @property
     def ready(self) -> bool:
@@ -75,7 +90,9 @@ class VllmEngine:
         if prompt is None:
             from app.prompt import ocr_messages
 
-            prompt = self._processor.apply_chat_template(ocr_messages(instruction), add_generation_prompt=True)
+            prompt = self._processor.apply_chat_template(
+                ocr_messages(instruction), add_generation_prompt=True
+            )
             self._prompts[instruction] = prompt
         return prompt
 
@@ -84,7 +101,9 @@ class VllmEngine:
         sampling = request.sampling
         # vLLM has no per-step ban without a custom logits processor: the loop's opening
         # n-gram is banned as text for the whole continuation instead.
-        bad_words = [self.decode(seq) for seq in request.banned_sequences if self.decode(seq).strip()]
+        bad_words = [
+            self.decode(seq) for seq in request.banned_sequences if self.decode(seq).strip()
+        ]
         return vllm.SamplingParams(
             max_tokens=sampling.max_tokens,
             temperature=sampling.temperature,
@@ -100,7 +119,10 @@ class VllmEngine:
             raise EngineError("engine is shut down")
         # Resuming after a rewind: the kept output goes into the prompt as text.
         prefix = self.decode(request.prefix_token_ids) if request.prefix_token_ids else ""
-        prompt = {"prompt": self._prompt(request.prompt) + prefix, "multi_modal_data": {"image": request.image}}
+        prompt = {
+            "prompt": self._prompt(request.prompt) + prefix,
+            "multi_modal_data": {"image": request.image},
+        }
         stream = self._llm.generate(prompt, self._sampling_params(request), request.request_id)
         finished = False
         try:
@@ -109,7 +131,8 @@ class VllmEngine:
                 logprobs = None
                 if completion.logprobs:
                     logprobs = tuple(
-                        step[token].logprob for step, token in zip(completion.logprobs, completion.token_ids)
+                        step[token].logprob
+                        for step, token in zip(completion.logprobs, completion.token_ids)
                     )
                 reason = completion.finish_reason if output.finished else None
                 finished = output.finished

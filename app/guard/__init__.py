@@ -4,4 +4,12 @@ from .config import DEFAULT_CONFIG, GuardConfig
 from .detector import LoopDetector, scan
 from .verdict import LOOP_KINDS, LoopKind, Verdict
 
-__all__ = ["DEFAULT_CONFIG", "GuardConfig", "LOOP_KINDS", "LoopDetector", "LoopKind", "Verdict", "scan"]
+__all__ = [
+    "DEFAULT_CONFIG",
+    "GuardConfig",
+    "LOOP_KINDS",
+    "LoopDetector",
+    "LoopKind",
+    "Verdict",
+    "scan",
+]

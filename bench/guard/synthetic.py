@@ -57,7 +57,7 @@ def _token_run(prefix, rng, docs):
 
 
 def _ngram(prefix, rng, docs):
-    words = prefix.split()[-rng.randint(2, 5):]
+    words = prefix.split()[-rng.randint(2, 5) :]
     unit = " " + " ".join(words)
     return unit * 80, unit
 
@@ -100,7 +100,9 @@ def _fuzzy(prefix, rng, docs):
 
 def _reemission(prefix, rng, docs):
     header = max(_last_lines(prefix, 8), key=len).rstrip("\n")
-    filler = [ln for ln in rng.choice(docs).splitlines() if ln.strip() and ln.strip() != header.strip()]
+    filler = [
+        ln for ln in rng.choice(docs).splitlines() if ln.strip() and ln.strip() != header.strip()
+    ]
     out = []
     for n in range(40):
         out.append(header)

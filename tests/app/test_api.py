@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 def ocr(url: str, data: bytes = b"", *, filename: str = "page.png", timeout: float = 60, **fields):
     files = {"file": (filename, data, "application/octet-stream")}
-    return httpx.post(f"{url}/v1/ocr", files=files, data={k: str(v) for k, v in fields.items()}, timeout=timeout)
+    return httpx.post(
+        f"{url}/v1/ocr", files=files, data={k: str(v) for k, v in fields.items()}, timeout=timeout
+    )
 
 
 def sse(response: httpx.Response) -> list[tuple[str, dict]]:
@@ -57,7 +59,9 @@ def test_json_body_base64_and_data_url(serve, random_model):
     with serve(random_model) as url:
         plain = httpx.post(f"{url}/v1/ocr", json={"image": encoded, "max_tokens": 4}, timeout=60)
         data_url = httpx.post(
-            f"{url}/v1/ocr", json={"image": f"data:image/png;base64,{encoded}", "max_tokens": 4}, timeout=60
+            f"{url}/v1/ocr",
+            json={"image": f"data:image/png;base64,{encoded}", "max_tokens": 4},
+            timeout=60,
         )
     assert plain.status_code == 200, plain.text
     assert data_url.status_code == 200, data_url.text
@@ -79,7 +83,9 @@ def test_loop_is_aborted_and_logged_with_its_image(serve, looping_model, redis_c
     guard = page["guard"]
     assert guard["tripped"] and guard["action"] == "aborted"
     assert guard["kind"] == "ngram_loop" and guard["period"] == 4
-    assert guard["tokens_generated"] < 40 and guard["tokens_saved"] == 200 - guard["tokens_generated"]
+    assert (
+        guard["tokens_generated"] < 40 and guard["tokens_saved"] == 200 - guard["tokens_generated"]
+    )
     assert page["raw_text"] == LOOP_TEXT  # the loop's first copy is kept, the rest cut
 
     [(entry_id, fields)] = stream_entries(redis_client, key_prefix)
@@ -149,7 +155,10 @@ def test_feedback_is_attached_to_the_logged_request(serve, looping_model, redis_
         unknown = httpx.post(f"{url}/v1/ocr/nope/feedback", json={"text": "x"})
         empty = httpx.post(f"{url}/v1/ocr/{request_id}/feedback", json={"page": 1})
     assert stored.status_code == 202, stored.text
-    assert json.loads(redis_client.get(f"{key_prefix}feedback:{request_id}"))["text"] == "Nota fiscal 123"
+    assert (
+        json.loads(redis_client.get(f"{key_prefix}feedback:{request_id}"))["text"]
+        == "Nota fiscal 123"
+    )
     assert unknown.status_code == 404
     assert empty.status_code == 422
 
@@ -170,8 +179,20 @@ def test_feedback_is_attached_to_the_logged_request(serve, looping_model, redis_
         (samples.png(), {"max_tokens": "0"}, 422),
         (samples.png(), {"max_tokens": "100000"}, 422),
     ],
-    ids=["text", "gif", "empty", "truncated-png", "corrupt-png", "bomb", "pdf-pages", "pdf-range",
-         "unknown-option", "bad-guard", "zero-tokens", "too-many-tokens"],
+    ids=[
+        "text",
+        "gif",
+        "empty",
+        "truncated-png",
+        "corrupt-png",
+        "bomb",
+        "pdf-pages",
+        "pdf-range",
+        "unknown-option",
+        "bad-guard",
+        "zero-tokens",
+        "too-many-tokens",
+    ],
 )
 def test_bad_input_gets_a_clear_error(serve, random_model, upload, fields, status):
     with serve(random_model, max_pdf_pages=2, max_image_pixels=10_000_000) as url:
@@ -184,11 +205,20 @@ def test_bad_input_gets_a_clear_error(serve, random_model, upload, fields, statu
 
 def test_bad_json_bodies(serve, random_model):
     with serve(random_model) as url:
-        not_json = httpx.post(f"{url}/v1/ocr", content=b"{nope", headers={"content-type": "application/json"})
+        not_json = httpx.post(
+            f"{url}/v1/ocr", content=b"{nope", headers={"content-type": "application/json"}
+        )
         no_image = httpx.post(f"{url}/v1/ocr", json={"stream": False})
         bad_b64 = httpx.post(f"{url}/v1/ocr", json={"image": "!!!"})
-        wrong_type = httpx.post(f"{url}/v1/ocr", content=b"x", headers={"content-type": "text/plain"})
-    assert [r.status_code for r in (not_json, no_image, bad_b64, wrong_type)] == [422, 422, 422, 415]
+        wrong_type = httpx.post(
+            f"{url}/v1/ocr", content=b"x", headers={"content-type": "text/plain"}
+        )
+    assert [r.status_code for r in (not_json, no_image, bad_b64, wrong_type)] == [
+        422,
+        422,
+        422,
+        415,
+    ]
 
 
 def test_body_over_the_limit_is_413(serve, random_model):
@@ -199,20 +229,26 @@ def test_body_over_the_limit_is_413(serve, random_model):
             for _ in range(40):
                 yield b"x" * 2_000
 
-        streamed = httpx.post(f"{url}/v1/ocr", content=chunks(), headers={"content-type": "application/json"})
+        streamed = httpx.post(
+            f"{url}/v1/ocr", content=chunks(), headers={"content-type": "application/json"}
+        )
     assert declared.status_code == 413
     assert streamed.status_code == 413
 
 
 def test_over_capacity_is_503_with_retry_after(serve, stuck_model):
-    with serve(stuck_model, max_tokens=4000, max_concurrency=1, max_queue=0) as url:
-        with httpx.Client(timeout=60) as client:
-            files = {"file": ("p.png", samples.png())}
-            with client.stream("POST", f"{url}/v1/ocr", files=files, data={"stream": "true", "guard": "off"}) as busy:
-                lines = busy.iter_lines()  # keep a reference: a collected iterator closes the stream
-                next(lines)  # the first request now holds the only slot
-                assert httpx.get(f"{url}/readyz").json()["inflight"] == 1
-                refused = httpx.post(f"{url}/v1/ocr", files=files, timeout=30)
+    with (
+        serve(stuck_model, max_tokens=4000, max_concurrency=1, max_queue=0) as url,
+        httpx.Client(timeout=60) as client,
+    ):
+        files = {"file": ("p.png", samples.png())}
+        with client.stream(
+            "POST", f"{url}/v1/ocr", files=files, data={"stream": "true", "guard": "off"}
+        ) as busy:
+            lines = busy.iter_lines()  # keep a reference: a collected iterator closes the stream
+            next(lines)  # the first request now holds the only slot
+            assert httpx.get(f"{url}/readyz").json()["inflight"] == 1
+            refused = httpx.post(f"{url}/v1/ocr", files=files, timeout=30)
     assert refused.status_code == 503
     assert int(refused.headers["retry-after"]) > 0
 
@@ -230,7 +266,9 @@ def test_client_disconnect_aborts_generation(serve, stuck_model):
     with serve(stuck_model, max_tokens=4000) as url:
         with httpx.Client(timeout=60) as client:
             files = {"file": ("p.png", samples.png())}
-            with client.stream("POST", f"{url}/v1/ocr", files=files, data={"stream": "true", "guard": "off"}) as r:
+            with client.stream(
+                "POST", f"{url}/v1/ocr", files=files, data={"stream": "true", "guard": "off"}
+            ) as r:
                 lines = r.iter_lines()
                 next(lines)
                 assert metric_value(url, "ocrguard_inflight_requests") == 1
@@ -250,7 +288,12 @@ def test_metrics_parse_and_count_trips(serve, looping_model):
         model = looping_model.name
         assert metric_value(url, "ocrguard_pages_total", model=model) == 2
         assert metric_value(url, "ocrguard_degenerate_pages_total", model=model) == 1
-        assert metric_value(url, "ocrguard_guard_trips_total", model=model, kind="ngram_loop", action="abort") == 1
+        assert (
+            metric_value(
+                url, "ocrguard_guard_trips_total", model=model, kind="ngram_loop", action="abort"
+            )
+            == 1
+        )
         assert metric_value(url, "ocrguard_requests_total", model=model, outcome="ok") == 2
         assert metric_value(url, "ocrguard_saved_tokens_total", model=model) > 50
         assert metric_value(url, "ocrguard_guard_detection_lag_tokens_count", model=model) == 1
@@ -260,10 +303,20 @@ def test_metrics_parse_and_count_trips(serve, looping_model):
 def test_api_keys(serve, random_model):
     with serve(random_model, api_keys="k1,k2", public_metrics=False) as url:
         assert ocr(url, samples.png(), max_tokens=2).status_code == 401
-        bearer = httpx.post(f"{url}/v1/ocr", files={"file": ("p.png", samples.png())},
-                            data={"max_tokens": "2"}, headers={"Authorization": "Bearer k2"}, timeout=60)
-        header = httpx.post(f"{url}/v1/ocr", files={"file": ("p.png", samples.png())},
-                            data={"max_tokens": "2"}, headers={"X-Api-Key": "k1"}, timeout=60)
+        bearer = httpx.post(
+            f"{url}/v1/ocr",
+            files={"file": ("p.png", samples.png())},
+            data={"max_tokens": "2"},
+            headers={"Authorization": "Bearer k2"},
+            timeout=60,
+        )
+        header = httpx.post(
+            f"{url}/v1/ocr",
+            files={"file": ("p.png", samples.png())},
+            data={"max_tokens": "2"},
+            headers={"X-Api-Key": "k1"},
+            timeout=60,
+        )
         assert bearer.status_code == 200 and header.status_code == 200
         assert httpx.get(f"{url}/healthz").status_code == 200
         assert httpx.get(f"{url}/metrics").status_code == 401

@@ -21,27 +21,60 @@ def test_guard_scan_prints_one_json_line_per_file(tmp_path, random_model):
     loop = tmp_path / "loop.txt"
     loop.write_text("Cabeçalho do documento\n" + "| 0,00 | Total geral |\n" * 30, encoding="utf-8")
     clean = tmp_path / "clean.txt"
-    clean.write_text("Prefeitura Municipal de São Paulo\nDiário Oficial, 3 de março.\n", encoding="utf-8")
+    clean.write_text(
+        "Prefeitura Municipal de São Paulo\nDiário Oficial, 3 de março.\n", encoding="utf-8"
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "app.cli", "guard", "scan", "--tokenizer", str(random_model), str(loop), str(clean)],
-        capture_output=True, text=True, check=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "app.cli",
+            "guard",
+            "scan",
+            "--tokenizer",
+            str(random_model),
+            str(loop),
+            str(clean),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
     )
     first, second = (json.loads(line) for line in result.stdout.splitlines())
     assert first["file"] == str(loop) and first["tripped"] is True
-    assert first["kind"] == "line_loop" and first["onset"] is not None and first["trip_at"] > first["onset"]
+    assert (
+        first["kind"] == "line_loop"
+        and first["onset"] is not None
+        and first["trip_at"] > first["onset"]
+    )
     assert second["tripped"] is False and second["kind"] is None
     assert {"file", "tripped", "kind", "period", "onset", "trip_at"} <= set(first)
 
 
 @pytest.mark.slow
-def test_sigterm_fails_readiness_first_and_lets_inflight_requests_finish(tmp_path, stuck_model, key_prefix):
+def test_sigterm_fails_readiness_first_and_lets_inflight_requests_finish(
+    tmp_path, stuck_model, key_prefix
+):
     port = free_port()
-    env = {**os.environ, "OCRGUARD_MODEL": str(stuck_model), "OCRGUARD_REDIS_URL": REDIS_URL,
-           "OCRGUARD_KEY_PREFIX": key_prefix, "OCRGUARD_STREAM_KEY": key_prefix + "failures",
-           "OCRGUARD_DRAIN_SECONDS": "1.5", "OCRGUARD_SHUTDOWN_GRACE_SECONDS": "30",
-           "OCRGUARD_MAX_TOKENS": "3000", "OCRGUARD_LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "OCRGUARD_MODEL": str(stuck_model),
+        "OCRGUARD_REDIS_URL": REDIS_URL,
+        "OCRGUARD_KEY_PREFIX": key_prefix,
+        "OCRGUARD_STREAM_KEY": key_prefix + "failures",
+        "OCRGUARD_DRAIN_SECONDS": "1.5",
+        "OCRGUARD_SHUTDOWN_GRACE_SECONDS": "30",
+        "OCRGUARD_MAX_TOKENS": "3000",
+        "OCRGUARD_LOG_LEVEL": "WARNING",
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -56,8 +89,12 @@ def test_sigterm_fails_readiness_first_and_lets_inflight_requests_finish(tmp_pat
         result = {}
 
         def long_request():  # guard off: the stuck model runs to max_tokens (a few seconds)
-            response = httpx.post(f"{url}/v1/ocr", files={"file": ("p.png", samples.png())},
-                                  data={"guard": "off"}, timeout=120)
+            response = httpx.post(
+                f"{url}/v1/ocr",
+                files={"file": ("p.png", samples.png())},
+                data={"guard": "off"},
+                timeout=120,
+            )
             result["status"] = response.status_code
             result["tokens"] = response.json()["usage"]["generated_tokens"]
 

@@ -26,8 +26,19 @@ class RedisProcess:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [shutil.which("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            [
+                shutil.which("redis-server"),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
@@ -59,8 +70,12 @@ def own_redis(tmp_path):
 
 
 def ocr(url: str) -> httpx.Response:
-    return httpx.post(f"{url}/v1/ocr", files={"file": ("p.png", samples.png())},
-                      data={"guard": "abort"}, timeout=60)
+    return httpx.post(
+        f"{url}/v1/ocr",
+        files={"file": ("p.png", samples.png())},
+        data={"guard": "abort"},
+        timeout=60,
+    )
 
 
 def metric(url: str, name: str, **labels) -> float:
@@ -89,7 +104,9 @@ def test_records_survive_an_outage_and_are_flushed(serve, looping_model, own_red
         deadline = time.monotonic() + 15
         while client.xlen(key_prefix + "failures") < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
-        ids = {fields[b"request_id"].decode() for _, fields in client.xrange(key_prefix + "failures")}
+        ids = {
+            fields[b"request_id"].decode() for _, fields in client.xrange(key_prefix + "failures")
+        }
         assert ids == {r.json()["request_id"] for r in during}
         assert before not in ids  # written before the outage, to the Redis that was lost
         assert httpx.get(f"{url}/readyz").json()["status"] == "ready"
@@ -97,10 +114,17 @@ def test_records_survive_an_outage_and_are_flushed(serve, looping_model, own_red
         assert metric(url, "ocrguard_failure_log_buffered_records") == 0
 
 
-def test_a_full_buffer_drops_the_oldest_and_counts_them(serve, looping_model, own_redis, key_prefix):
+def test_a_full_buffer_drops_the_oldest_and_counts_them(
+    serve, looping_model, own_redis, key_prefix
+):
     url_redis = f"redis://127.0.0.1:{own_redis.port}/0"
-    with serve(looping_model, redis_url=url_redis, max_tokens=80, buffer_max_records=2,
-               redis_timeout_seconds=0.2) as url:
+    with serve(
+        looping_model,
+        redis_url=url_redis,
+        max_tokens=80,
+        buffer_max_records=2,
+        redis_timeout_seconds=0.2,
+    ) as url:
         own_redis.stop()
         responses = [ocr(url) for _ in range(4)]
         assert all(r.status_code == 200 for r in responses)
@@ -111,5 +135,7 @@ def test_a_full_buffer_drops_the_oldest_and_counts_them(serve, looping_model, ow
         deadline = time.monotonic() + 15
         while client.xlen(key_prefix + "failures") < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
-        ids = [fields[b"request_id"].decode() for _, fields in client.xrange(key_prefix + "failures")]
+        ids = [
+            fields[b"request_id"].decode() for _, fields in client.xrange(key_prefix + "failures")
+        ]
         assert ids == [r.json()["request_id"] for r in responses[2:]]  # the newest two, in order

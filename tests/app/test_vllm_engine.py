@@ -49,7 +49,8 @@ class FakeAsyncLLM:
         for n, (token, text) in enumerate(self.steps):
             last = n == len(self.steps) - 1
             yield RequestOutput(
-                [Completion([token], text, [{token: Logprob(-0.5)}], "length" if last else None)], last
+                [Completion([token], text, [{token: Logprob(-0.5)}], "length" if last else None)],
+                last,
             )
 
     async def abort(self, request_id):
@@ -82,7 +83,9 @@ def engine(llm):
 
 
 def request(**kw):
-    return GenerationRequest("req-1", Image.new("RGB", (4, 4)), "ocr", SamplingOptions(max_tokens=9), **kw)
+    return GenerationRequest(
+        "req-1", Image.new("RGB", (4, 4)), "ocr", SamplingOptions(max_tokens=9), **kw
+    )
 
 
 async def test_streams_deltas_with_logprobs_and_finish_reason():
@@ -116,7 +119,12 @@ async def test_dead_engine_is_not_aborted():
 
 async def test_resume_puts_the_prefix_in_the_prompt_and_bans_the_loop():
     llm = FakeAsyncLLM([(4, "d")])
-    [_] = [d async for d in engine(llm).generate(request(prefix_token_ids=(7, 8), banned_sequences=((7, 8),)))]
+    [_] = [
+        d
+        async for d in engine(llm).generate(
+            request(prefix_token_ids=(7, 8), banned_sequences=((7, 8),))
+        )
+    ]
     prompt, params, _ = llm.calls[0]
     assert prompt["prompt"] == "PROMPT:<7><8>"
     assert params["bad_words"] == ["<7><8>"]

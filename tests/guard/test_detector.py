@@ -70,21 +70,26 @@ LEGITIMATE = {
     "table-empty-cells": "| Nome | CPF | Assinatura |\n|---|---|---|\n" + "|  |  |  |\n" * 12,
     "dotted-leaders": "".join(f"Capítulo {i} {'.' * 60} {i * 7}\n" for i in range(1, 15)),
     "receipt-identical-items": "CUPOM FISCAL\n" + "1 UN CAFE EXPRESSO 5,50\n" * 3 + "TOTAL 16,50\n",
-    "form-blanks": "Nome: ______________________\nRG: ____________\n" + "São Paulo, ____ de ____________ de 20__\n",
+    "form-blanks": "Nome: ______________________\nRG: ____________\n"
+    + "São Paulo, ____ de ____________ de 20__\n",
     "refrain": "".join(
         f"Verso {n} da estrofe {n} aqui\nOutro verso diferente, o {n}º\n"
         "Glória, glória, aleluia!\nGlória, glória, aleluia!\nGlória, glória, aleluia!\n"
         for n in range(1, 5)
     ),
-    "legal-list": "".join(f"{r} - é assegurado o direito de resposta, proporcional ao agravo;\n"
-                          for r in ("I", "II", "III", "IV", "V")),
+    "legal-list": "".join(
+        f"{r} - é assegurado o direito de resposta, proporcional ao agravo;\n"
+        for r in ("I", "II", "III", "IV", "V")
+    ),
     "running-header": "".join(
-        f"DIÁRIO OFICIAL DA UNIÃO\n"
+        "DIÁRIO OFICIAL DA UNIÃO\n"
         + " ".join(f"palavra{n}x{i}" for i in range(60))
         + f"\nOutra linha da página {n} com conteúdo próprio.\nPágina {n}\n"
         for n in range(1, 6)
     ),
-    "numbers-table": "\n".join(f"| {d:02d}/01/2024 | {d * 13 % 97},00 | 0,00 | 0,00 |" for d in range(1, 25)),
+    "numbers-table": "\n".join(
+        f"| {d:02d}/01/2024 | {d * 13 % 97},00 | 0,00 | 0,00 |" for d in range(1, 25)
+    ),
     "ruled-lines": "=" * 80 + "\nRELATÓRIO\n" + "-" * 80 + "\n",
     "santo": "Santo, Santo, Santo, Senhor Deus do universo.",
 }
@@ -116,7 +121,10 @@ def test_multi_token_steps_give_the_same_verdict_as_single_tokens():
     for start in range(0, len(ids), 3):
         batched.feed(tuple(ids[start : start + 3]), "".join(pieces[start : start + 3]))
     assert single.verdict is not None and batched.verdict is not None
-    assert (single.verdict.kind, single.verdict.period) == (batched.verdict.kind, batched.verdict.period)
+    assert (single.verdict.kind, single.verdict.period) == (
+        batched.verdict.kind,
+        batched.verdict.period,
+    )
 
 
 def test_config_validates_and_is_versioned():

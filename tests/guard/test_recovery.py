@@ -103,10 +103,15 @@ class ScriptedEngine:
         yield TokenDelta((), "", finish_reason="stop")
 
 
-async def run_page(engine, mode="recover", config=RecoveryConfig()):
-    transcriber = Transcriber(engine, DEFAULT_CONFIG, config)
+async def run_page(engine, mode="recover", config: RecoveryConfig | None = None):
+    transcriber = Transcriber(engine, DEFAULT_CONFIG, config or RecoveryConfig())
     run = PageRun([])
-    events = [e async for e in transcriber.run(PageJob("req", Page(1, Image.new("RGB", (8, 8))), "x", 200, mode), run)]
+    events = [
+        e
+        async for e in transcriber.run(
+            PageJob("req", Page(1, Image.new("RGB", (8, 8))), "x", 200, mode), run
+        )
+    ]
     return run, events
 
 

@@ -27,19 +27,35 @@ def test_synth_is_deterministic_and_targets_parse():
 
 
 def test_sft_trains_logs_and_resumes(tmp_path):
-    config = SftConfig(out=tmp_path / "run", steps=4, batch_size=2, warmup=1, checkpoint_every=2,
-                       eval_every=1000, eval_samples=1, max_new_tokens=4, vocab_size=320, size=TINY, threads=1)
+    config = SftConfig(
+        out=tmp_path / "run",
+        steps=4,
+        batch_size=2,
+        warmup=1,
+        checkpoint_every=2,
+        eval_every=1000,
+        eval_samples=1,
+        max_new_tokens=4,
+        vocab_size=320,
+        size=TINY,
+        threads=1,
+    )
     config_first = SftConfig(**{**config.__dict__, "steps": 2})
     checkpoint = run(config_first)
     from transformers import AutoModelForImageTextToText
 
-    before = {k: v.clone() for k, v in AutoModelForImageTextToText.from_pretrained(checkpoint).state_dict().items()}
+    before = {
+        k: v.clone()
+        for k, v in AutoModelForImageTextToText.from_pretrained(checkpoint).state_dict().items()
+    }
     state = torch.load(checkpoint / "trainer_state.pt", weights_only=False)
     assert state["step"] == 2
     run(config)  # resumes at step 2 and runs to 4
     after = AutoModelForImageTextToText.from_pretrained(checkpoint).state_dict()
     assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 4
-    changed = [k for k, v in after.items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
+    changed = [
+        k for k, v in after.items() if v.dtype.is_floating_point and not torch.equal(v, before[k])
+    ]
     assert len(changed) > len(after) // 2  # training moved the weights
     log = [json.loads(line) for line in (tmp_path / "run" / "train.jsonl").read_text().splitlines()]
     evals = [entry for entry in log if "eval" in entry]
