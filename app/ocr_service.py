@@ -17,6 +17,7 @@ from .failure_log import FailureLog, FailureRecord
 from .guard import GuardConfig
 from .guard.recovery import RecoveryConfig
 from .images import Page, image_sha256
+from .logs import request_id_var
 from .metrics import Metrics
 from .prompt import OCR_INSTRUCTION, PROMPT_VERSION
 from .results import Event, GuardMode, PageEvent, PageResult
@@ -94,6 +95,7 @@ class OcrService:
 
     async def transcribe(self, request: OcrRequest) -> AsyncIterator[Event | ResultEvent]:
         """Events of every page in order, then a ``ResultEvent``. Must run inside ``admit``."""
+        request_id_var.set(request.request_id)
         started = time.monotonic()
         outcome = "server_error"
         try:

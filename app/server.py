@@ -12,6 +12,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from .config import Settings, get_settings
+from .logs import configure as configure_logging
 from .main import create_app
 
 logger = logging.getLogger(__name__)
@@ -42,10 +43,7 @@ class _DrainingServer(uvicorn.Server):
 
 def serve(host: str, port: int) -> int:
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
