@@ -43,7 +43,7 @@ print('\n'.join(f'{p}=={v(p)}' for p in ('torch', 'torchvision', 'transformers',
 # Non-root. vLLM, Triton and the HF hub write caches under $HOME: mount a volume on
 # /home/ocrguard/.cache/huggingface so weights survive restarts.
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin ocrguard
-USER ocrguard
+USER 10001
 ENV HOME=/home/ocrguard \
     HF_HOME=/home/ocrguard/.cache/huggingface
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_MODEL = REPO_ROOT / "models" / "ocrguard-tiny"
@@ -60,8 +60,9 @@ class Settings(BaseSettings):
         448 * 448, ge=28 * 28, description="Pixel budget pages are downscaled to."
     )
 
-    api_keys: list[str] = Field(
-        default_factory=list, description="Accepted API keys; empty: no auth."
+    # NoDecode: read "k1,k2" as text (split below), not as a JSON list
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Accepted API keys, comma-separated; empty: no auth."
     )
     public_health: bool = Field(True, description="/healthz and /readyz without a key.")
     public_metrics: bool = Field(True, description="/metrics without a key.")

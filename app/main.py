@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             recovery=recovery,
             max_queue=settings.max_queue,
         )
+        metrics.start_series(served.model_id)
         metrics.info.info(
             {
                 "model": served.model_id,

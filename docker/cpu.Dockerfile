@@ -24,7 +24,7 @@ RUN pip install --no-cache-dir . \
 COPY models ./models
 
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin ocrguard
-USER ocrguard
+USER 10001
 ENV HOME=/home/ocrguard \
     HF_HOME=/home/ocrguard/.cache/huggingface \
     HF_HUB_OFFLINE=1

@@ -106,7 +106,8 @@ async def readyz(
     model_ok = service.engine.ready and not service.draining
     redis_ok = await failure_log.ping()
     status = "ready" if model_ok and redis_ok else ("degraded" if model_ok else "unavailable")
-    metrics.ready.set(1 if status == "ready" else 0)
+    metrics.ready.set(1 if model_ok else 0)
+    metrics.redis_up.set(1 if redis_ok else 0)
     body = {
         "status": status,
         "model": {

@@ -22,7 +22,9 @@ def require(command: str) -> str:
 
 def run(args: list[str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """Runs a tool from the repository root; the result carries its whole output."""
-    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def compose_command() -> list[str] | None:

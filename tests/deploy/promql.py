@@ -17,7 +17,8 @@ _GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\
 _OFFSET = re.compile(r"\boffset\s+-?[0-9a-z]+")
 _WORD = re.compile(r"(?<![\w.$:])[a-zA-Z_:][a-zA-Z0-9_:]*")
 _KEYWORDS = frozenset(
-    "and or unless bool by without on ignoring group_left group_right offset inf nan".split()
+    {"and", "or", "unless", "bool", "by", "without", "on", "ignoring", "group_left", "group_right"}
+    | {"offset", "inf", "nan"}
 )
 
 
@@ -32,7 +33,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in _WORD.finditer(text):
         word = match.group()
-        is_call = text[match.end():].lstrip().startswith("(")
+        is_call = text[match.end() :].lstrip().startswith("(")
         if not is_call and word.lower() not in _KEYWORDS:
             names.add(word)
     return names
@@ -43,9 +44,9 @@ def template_query_metrics(query: str) -> set[str]:
     ``label_values(label)`` (none), ``metrics(regex)`` (none) or ``query_result(expr)``."""
     query = query.strip()
     if query.startswith("label_values("):
-        inner = query[len("label_values("):-1]
+        inner = query[len("label_values(") : -1]
         selector, _, _label = inner.rpartition(",")
         return metric_names(selector) if selector else set()
     if query.startswith("query_result("):
-        return metric_names(query[len("query_result("):-1])
+        return metric_names(query[len("query_result(") : -1])
     return set()

@@ -16,7 +16,9 @@ COMPOSE = DOCKER / "compose.yaml"
 def compose() -> list[str]:
     command = compose_command()
     if command is None:
-        pytest.skip("neither `docker compose` (the v2 plugin, not in Debian) nor Debian's docker-compose is installed")
+        pytest.skip(
+            "neither `docker compose` (the v2 plugin, not in Debian) nor Debian's docker-compose is installed"
+        )
     return command
 
 
@@ -50,4 +52,7 @@ def test_mounted_files_exist():
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (DOCKER / source).exists(), f"{name}: {source}"
-    assert json.loads((DOCKER / "grafana" / "dashboards" / "ocrguard.json").read_text())["uid"] == "ocrguard"
+    assert (
+        json.loads((DOCKER / "grafana" / "dashboards" / "ocrguard.json").read_text())["uid"]
+        == "ocrguard"
+    )

@@ -30,16 +30,25 @@ def exported() -> set[str]:
     (``_total``, ``_bucket``/``_sum``/``_count``, ``_info``: the names PromQL sees)."""
     metrics = Metrics()
     for collector in vars(metrics).values():
-        labelnames = getattr(collector, "_labelnames", ())  # prometheus_client keeps no public accessor
+        labelnames = getattr(
+            collector, "_labelnames", ()
+        )  # prometheus_client keeps no public accessor
         if labelnames:
             collector.labels(*["x"] * len(labelnames))
     text = generate_latest(metrics.registry).decode()
-    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        sample.name for family in text_string_to_metric_families(text) for sample in family.samples
+    }
 
 
 def recording_rules() -> dict[str, str]:
     groups = yaml.safe_load(RULES.read_text())["groups"]
-    return {rule["record"]: rule["expr"] for group in groups for rule in group["rules"] if "record" in rule}
+    return {
+        rule["record"]: rule["expr"]
+        for group in groups
+        for rule in group["rules"]
+        if "record" in rule
+    }
 
 
 def rule_expressions() -> Iterator[tuple[str, str]]:
@@ -65,10 +74,15 @@ def dashboard_template_queries() -> Iterator[tuple[str, str]]:
     for variable in json.loads(DASHBOARD.read_text())["templating"]["list"]:
         query = variable.get("query")
         if variable["type"] == "query":
-            yield f"variable {variable['name']!r}", query["query"] if isinstance(query, dict) else query
+            yield (
+                f"variable {variable['name']!r}",
+                query["query"] if isinstance(query, dict) else query,
+            )
 
 
-def resolve(names: set[str], records: dict[str, str], seen: frozenset[str] = frozenset()) -> set[str]:
+def resolve(
+    names: set[str], records: dict[str, str], seen: frozenset[str] = frozenset()
+) -> set[str]:
     """Replaces recording-rule names with the metrics their definitions read."""
     resolved = set()
     for name in names:
@@ -83,7 +97,10 @@ def resolve(names: set[str], records: dict[str, str], seen: frozenset[str] = fro
     ("expr", "expected"),
     [
         ("sum by (model) (rate(ocrguard_pages_total[5m]))", {"ocrguard_pages_total"}),
-        ('histogram_quantile(0.9, sum by (le) (rate(x_bucket{model=~"$model"}[$__rate_interval])))', {"x_bucket"}),
+        (
+            'histogram_quantile(0.9, sum by (le) (rate(x_bucket{model=~"$model"}[$__rate_interval])))',
+            {"x_bucket"},
+        ),
         ("a / on (model) group_left (kind) b > bool 0.05", {"a", "b"}),
         ('ocrguard:rate:ratio_rate5m{model="by (x)"} offset 5m', {"ocrguard:rate:ratio_rate5m"}),
         ("max_over_time(rate(c_total[1m])[10m:1m]) and absent(up{job='j'})", {"c_total", "up"}),
@@ -95,7 +112,11 @@ def test_metric_names_of_an_expression(expr, expected):
 
 
 def test_the_app_exports_the_metrics_this_test_relies_on(exported):
-    assert {"ocrguard_pages_total", "ocrguard_guard_detection_lag_tokens_bucket", "ocrguard_ready"} <= exported
+    assert {
+        "ocrguard_pages_total",
+        "ocrguard_guard_detection_lag_tokens_bucket",
+        "ocrguard_ready",
+    } <= exported
 
 
 @pytest.mark.parametrize(
@@ -127,15 +148,27 @@ def test_dashboard_panels_use_the_provisioned_datasource():
         if panel["type"] == "row":
             continue
         assert panel["datasource"]["uid"] in uids, panel["title"]
-        assert all(target["datasource"]["uid"] in uids for target in panel["targets"]), panel["title"]
+        assert all(target["datasource"]["uid"] in uids for target in panel["targets"]), panel[
+            "title"
+        ]
         refs = [target["refId"] for target in panel["targets"]]
         assert len(refs) == len(set(refs)), panel["title"]
 
 
 def test_dashboard_has_the_panels_operators_look_for():
-    titles = {panel["title"] for panel in dashboard_panels(json.loads(DASHBOARD.read_text())["panels"])}
+    titles = {
+        panel["title"] for panel in dashboard_panels(json.loads(DASHBOARD.read_text())["panels"])
+    }
     assert {
-        "Requests by outcome", "Degeneration rate per model", "Trips by kind and action", "Detection lag",
-        "Tokens generated vs saved", "Recoveries by result", "Request duration", "Time to first token",
-        "Failure records by result", "Buffered failure records", "In flight",
+        "Requests by outcome",
+        "Degeneration rate per model",
+        "Trips by kind and action",
+        "Detection lag",
+        "Tokens generated vs saved",
+        "Recoveries by result",
+        "Request duration",
+        "Time to first token",
+        "Failure records by result",
+        "Buffered failure records",
+        "In flight",
     } <= titles

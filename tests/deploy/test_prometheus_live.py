@@ -39,9 +39,14 @@ def running_prometheus(tmp_path: Path, target: str) -> Iterator[str]:
     log_path = tmp_path / "prometheus.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            [require("prometheus"), f"--config.file={config_file}", f"--storage.tsdb.path={tmp_path / 'data'}",
-             f"--web.listen-address={address}"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                require("prometheus"),
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address={address}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     url = f"http://{address}"
     try:
@@ -91,7 +96,10 @@ def trip(url: str) -> None:
 
 def test_prometheus_records_the_degeneration_rate_of_a_trip(serve, looping_model, tmp_path):
     model = looping_model.name
-    with serve(looping_model, max_tokens=100) as url, running_prometheus(tmp_path, url.removeprefix("http://")) as prom:
+    with (
+        serve(looping_model, max_tokens=100) as url,
+        running_prometheus(tmp_path, url.removeprefix("http://")) as prom,
+    ):
         # A labelled counter has no series before its first increment, and rate() over a
         # series that appears already at 1 is 0: the first trip brings the series into
         # being, the second one is the increase Prometheus sees between two scrapes.
