@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     for f in dataclasses.fields(SftConfig):
         if f.name == "size":
             continue
-        sft.add_argument(f"--{f.name.replace('_', '-')}", type=type(f.default) if f.name != "out" else Path,
+        sft.add_argument(f"--{f.name.replace('_', '-')}", type=Path if f.name == "out" else (str if f.default is None else type(f.default)),
                          default=f.default, help=f.metadata.get("help"))
 
     evaluate = commands.add_parser("eval", help="CER, valid JSON and degeneration of models on held-out pages")

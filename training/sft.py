@@ -45,6 +45,10 @@ class SftConfig:
         default=12, metadata={"help": "held-out samples per kind at each evaluation"}
     )
     max_new_tokens: int = field(default=160, metadata={"help": "decode budget of evaluations"})
+    init_from: str | None = field(
+        default=None,
+        metadata={"help": "model folder to continue from when the run has no checkpoint (e.g. models/ocrguard-tiny)"},
+    )
     size: ModelSize = field(default_factory=ModelSize, metadata={"help": "network dimensions"})
 
 
@@ -159,6 +163,14 @@ def _load_or_init(config: SftConfig, ckpt: Path):
         torch.set_rng_state(state["torch_rng"])
         logger.info("resumed from step %d", state["step"])
         return processor, model, state
+    if config.init_from is not None:
+        # A released model folder (models/ocrguard-tiny) carries its step but no optimizer
+        # state: training continues from its weights with a fresh optimizer.
+        processor = AutoProcessor.from_pretrained(config.init_from, local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(config.init_from, local_files_only=True)
+        lineage = json.loads((Path(config.init_from) / "training_state.json").read_text())
+        logger.info("continuing from %s at step %d", config.init_from, lineage["step"])
+        return processor, model, {"step": lineage["step"]}
     torch.manual_seed(config.seed)
     texts = [
         Generator(config.seed + 7).sample(i, KINDS[i % len(KINDS)]).target for i in range(3000)

@@ -331,3 +331,15 @@ def test_readyz_and_openapi(serve, random_model):
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
     assert docs.status_code == 200
     assert "multipart/form-data" in spec["paths"]["/v1/ocr"]["post"]["requestBody"]["content"]
+
+
+def test_the_embedded_default_model_serves_a_page(serve):
+    from app.config import EMBEDDED_MODEL, Settings
+
+    assert Settings().model == str(EMBEDDED_MODEL)  # the default of OCRGUARD_MODEL
+    with serve(EMBEDDED_MODEL, max_tokens=48) as url:
+        response = ocr(url, samples.png("Nota fiscal 123"))
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"]["id"] == "ocrguard-tiny" and body["model"]["revision"].startswith("sft-")
+    assert body["pages"][0]["guard"]["tokens_generated"] > 0
