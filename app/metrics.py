@@ -103,13 +103,20 @@ class Metrics:
             registry=r,
         )
         self.redis_up = Gauge(
-            "ocrguard_failure_log_redis_up", "1 when Redis answered the last /readyz ping.", registry=r
+            "ocrguard_failure_log_redis_up",
+            "1 when Redis answered the last /readyz ping.",
+            registry=r,
         )
         self.info = Info("ocrguard_build", "Served model and guard configuration.", registry=r)
 
     def start_series(self, model: str) -> None:
         """Create the served model's series at zero, so that rate() sees the first event."""
-        for counter in (self.pages, self.degenerate_pages, self.generated_tokens, self.saved_tokens):
+        for counter in (
+            self.pages,
+            self.degenerate_pages,
+            self.generated_tokens,
+            self.saved_tokens,
+        ):
             counter.labels(model).inc(0)
         self.requests.labels(model, "ok").inc(0)
         self.inflight.labels(model).set(0)

@@ -40,6 +40,23 @@ def ocr_messages(instruction: str = OCR_INSTRUCTION) -> list[dict[str, object]]:
     ]
 
 
+class ChatPrompts:
+    """The chat-formatted prompt of each instruction for one processor, rendered once."""
+
+    def __init__(self, processor) -> None:
+        self._processor = processor
+        self._rendered: dict[str, str] = {}
+
+    def __call__(self, instruction: str) -> str:
+        prompt = self._rendered.get(instruction)
+        if prompt is None:
+            prompt = self._processor.apply_chat_template(
+                ocr_messages(instruction), add_generation_prompt=True
+            )
+            self._rendered[instruction] = prompt
+        return prompt
+
+
 @dataclass(frozen=True)
 class PageFields:
     header: str = ""

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
+from app.prompt import ChatPrompts
+
 from .base import EngineError, GenerationRequest, TokenDelta
 from .detokenizer import IncrementalDetokenizer
 
@@ -50,7 +52,7 @@ class TransformersEngine:
         self._device = device
         self._slots = asyncio.Semaphore(max_concurrency)
         self._aborts: dict[str, threading.Event] = {}
-        self._prompt_cache: dict[str, str] = {}
+        self._prompt = ChatPrompts(self._processor)
         self._closed = False
 
     @property
@@ -98,17 +100,6 @@ class TransformersEngine:
                 stop.set()
                 await asyncio.to_thread(worker.join)
                 self._aborts.pop(request.request_id, None)
-
-    def _prompt(self, instruction: str) -> str:
-        prompt = self._prompt_cache.get(instruction)
-        if prompt is None:
-            from app.prompt import ocr_messages
-
-            prompt = self._processor.apply_chat_template(
-                ocr_messages(instruction), add_generation_prompt=True
-            )
-            self._prompt_cache[instruction] = prompt
-        return prompt
 
     def _run(self, request, stop, loop, queue) -> None:
         def send(item: Any) -> None:

@@ -12,6 +12,8 @@ import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from app.prompt import ChatPrompts
+
 from .base import EngineError, GenerationRequest, TokenDelta
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ class VllmEngine:
         self.revision = revision
         self.max_concurrency = max_concurrency
         self._closed = False
-        self._prompts: dict[str, str] = {}
+        self._prompt = ChatPrompts(processor)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VllmEngine:
@@ -84,17 +86,6 @@ class VllmEngine:
     async def close(self) -> None:
         self._closed = True
         self._llm.shutdown()
-
-    def _prompt(self, instruction: str) -> str:
-        prompt = self._prompts.get(instruction)
-        if prompt is None:
-            from app.prompt import ocr_messages
-
-            prompt = self._processor.apply_chat_template(
-                ocr_messages(instruction), add_generation_prompt=True
-            )
-            self._prompts[instruction] = prompt
-        return prompt
 
     def _sampling_params(self, request: GenerationRequest) -> Any:
         vllm = self._vllm
