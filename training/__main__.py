@@ -3,6 +3,13 @@
     python -m training synth --out data/synth --seed 0 --count 1000
     python -m training sft --out runs/tiny --steps 8000
     python -m training eval --model models/ocrguard-tiny --per-kind 500
+    python -m training export --out data/failures
+    python -m training candidates --snapshot data/failures --model models/ocrguard-tiny --n 4
+    python -m training pairs --snapshot data/failures --out data/pairs --judge structural
+    python -m training dpo --model models/ocrguard-tiny --pairs data/pairs --out models --lora
+    python -m training retrain --model models/ocrguard-tiny --work data/retrain --out models
+
+Run ``python -m training COMMAND --help`` for each command's flags and examples.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -42,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     evaluate.add_argument("--threads", type=int, default=2)
 
+    _add_retraining_commands(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "synth":
@@ -56,11 +66,106 @@ def main(argv: list[str] | None = None) -> int:
         values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SftConfig) if f.name != "size"}
         print(f"checkpoint: {run(SftConfig(**values))}")
         return 0
+    if args.command in RETRAINING_COMMANDS:
+        return _run_retraining_command(args)
     from .evaluation import evaluate_models
 
     results = evaluate_models(args.model, tuple(args.kinds.split(",")), args.per_kind, args.max_new_tokens, args.threads)
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    return 0
+
+
+RETRAINING_COMMANDS = ("export", "candidates", "pairs", "dpo", "retrain")
+
+
+def _add_retraining_commands(commands) -> None:
+    from . import candidates, dpo, export, pairs, retrain
+
+    def command(name: str, module, help: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=help, description=module.__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    _add_fields(command("export", export, "drain the failure stream into a snapshot folder"),
+                export.ExportConfig)
+    _add_fields(command("candidates", candidates, "sample candidate transcriptions per page"),
+                candidates.CandidateConfig)
+    p = command("pairs", pairs, "build DPO pairs from a snapshot")
+    p.add_argument("--snapshot", type=Path, required=True, help="folder written by export")
+    p.add_argument("--out", type=Path, required=True, help="pairs folder to write")
+    p.add_argument("--candidates", type=Path, default=None,
+                   help="candidates.jsonl (default: the snapshot's)")
+    p.add_argument("--judge", choices=("reference", "llm", "structural"), default="structural",
+                   help="scores candidates")
+    p.add_argument("--min-score", type=float, default=0.5, help="a candidate needs this score")
+    p.add_argument("--tokenizer", default=None,
+                   help="model folder whose tokenizer the guard reads (default: characters)")
+    p.add_argument("--llm-url", default="http://127.0.0.1:8000/v1",
+                   help="OpenAI-compatible base URL of the llm judge")
+    p.add_argument("--llm-model", default="judge", help="model name sent to the llm judge")
+    p.add_argument("--llm-api-key", default=os.environ.get("OPENAI_API_KEY"),
+                   help="bearer token of the llm judge (default: $OPENAI_API_KEY)")
+    _add_fields(command("dpo", dpo, "DPO a model on pairs into a new version"), dpo.DpoArgs)
+    _add_fields(command("retrain", retrain, "export, pairs, dpo and eval in one go"),
+                retrain.RetrainConfig)
+
+
+def _add_fields(parser: argparse.ArgumentParser, config) -> None:
+    """One flag per dataclass field, its default and help from the field."""
+    for f in dataclasses.fields(config):
+        flag = f"--{f.name.replace('_', '-')}"
+        helptext = f"{f.metadata.get('help', '')} (default: %(default)s)"
+        if isinstance(f.default, bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=helptext)
+        else:
+            kind = Path if isinstance(f.default, Path) else type(f.default)
+            parser.add_argument(flag, type=kind, default=f.default, help=helptext)
+
+
+def _values(args: argparse.Namespace, config) -> dict:
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config)}
+
+
+def _run_retraining_command(args: argparse.Namespace) -> int:
+    if args.command == "export":
+        import redis
+
+        from .export import ExportConfig, export
+
+        config = ExportConfig(**_values(args, ExportConfig))
+        stats = export(redis.Redis.from_url(config.redis_url), config)
+        print(json.dumps(dataclasses.asdict(stats)))
+        return 0
+    if args.command == "candidates":
+        from .candidates import CandidateConfig, sample_candidates
+
+        print(f"wrote {sample_candidates(CandidateConfig(**_values(args, CandidateConfig)))} candidates")
+        return 0
+    if args.command == "pairs":
+        from .judges import characters, make_judge, tokenizer_tokenize
+        from .pairs import PairRules, build_pairs, report
+
+        tokenize = characters
+        if args.tokenizer:
+            from transformers import AutoTokenizer
+
+            tokenize = tokenizer_tokenize(AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True))
+        judge = make_judge(args.judge, tokenize=tokenize, llm_url=args.llm_url,
+                           llm_model=args.llm_model, llm_api_key=args.llm_api_key)
+        stats = build_pairs(args.snapshot, args.out, PairRules(judge, args.min_score, tokenize),
+                            args.candidates)
+        print(report(stats))
+        return 0
+    if args.command == "dpo":
+        from .dpo import DpoArgs, run
+
+        print(f"new model version: {run(DpoArgs(**_values(args, DpoArgs)))}")
+        return 0
+    from .retrain import RetrainConfig, retrain
+
+    result = retrain(RetrainConfig(**_values(args, RetrainConfig)))
+    print(f"new model version: {result['model']}")
     return 0
 
 

@@ -56,7 +56,7 @@ def sample_candidates(config: CandidateConfig) -> int:
     eos = model.generation_config.eos_token_id
     stops = set(eos) if isinstance(eos, list) else {eos}
     written = 0
-    rules = PairRules(tokenize=lambda t: ([ord(c) for c in t], list(t)))
+    rules = PairRules()
     for line in read_snapshot(config.snapshot):
         key = page_key(line["record"])
         if key in done or not needs_candidates(line, rules):

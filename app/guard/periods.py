@@ -73,14 +73,17 @@ class PeriodTracker:
             for p in dead:
                 del active[p]
 
-        last = self._last1.get(norm_symbol)
-        self._last1[norm_symbol] = i
-        if last is not None:
+        last1, last2 = self._last1, self._last2
+        last = last1.get(norm_symbol)
+        last1[norm_symbol] = i
+        # A candidate opens once two symbols in a row match at its distance: opening on
+        # one would churn through every common token (" de", ",") of natural text.
+        if last is not None and i - last < i and norm[i - 1] == norm[last - 1]:
             hot = self._open(i, i - last) or hot
         if i:
             pair = (norm[i - 1] << 21) | (norm_symbol + 1)
-            last = self._last2.get(pair)
-            self._last2[pair] = i
+            last = last2.get(pair)
+            last2[pair] = i
             if last is not None:
                 hot = self._open(i, i - last) or hot
         return hot
