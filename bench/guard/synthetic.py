@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+# kinds whose repeated unit is new text rather than the end of the real prefix
+_UNIT_NOT_IN_PREFIX = ("token_run", "inline_block")
 CLEAR_KINDS = ("token_run", "ngram_loop", "line_loop", "block_loop", "inline_block")
 HARD_KINDS = ("fuzzy_loop", "block_reemission")
 
@@ -34,6 +36,9 @@ def inject_all(documents: list[str], per_kind: int, seed: int = 0) -> list[Injec
             doc = usable[(n * 7 + len(items)) % len(usable)]
             prefix = _prefix(doc, rng)
             tail, unit = _DEGENERATE[kind](prefix, rng, usable)
+            if kind in _UNIT_NOT_IN_PREFIX:
+                # the first copy counts as the last real content, as for the other kinds
+                prefix, tail = prefix + unit, tail[len(unit) :]
             items.append(Injected(f"{kind}-{n:03d}", kind, prefix + tail, len(prefix), unit))
     return items
 
