@@ -24,8 +24,11 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     synth = commands.add_parser("synth", help="render synthetic pages with ground truth")
     synth.add_argument("--out", type=Path, required=True)
@@ -39,11 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     for f in dataclasses.fields(SftConfig):
         if f.name == "size":
             continue
-        sft.add_argument(f"--{f.name.replace('_', '-')}", type=Path if f.name == "out" else (str if f.default is None else type(f.default)),
-                         default=f.default, help=f.metadata.get("help"))
+        sft.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            type=Path if f.name == "out" else (str if f.default is None else type(f.default)),
+            default=f.default,
+            help=f.metadata.get("help"),
+        )
 
-    evaluate = commands.add_parser("eval", help="CER, valid JSON and degeneration of models on held-out pages")
-    evaluate.add_argument("--model", action="append", required=True, help="model folder (repeat to compare)")
+    evaluate = commands.add_parser(
+        "eval", help="CER, valid JSON and degeneration of models on held-out pages"
+    )
+    evaluate.add_argument(
+        "--model", action="append", required=True, help="model folder (repeat to compare)"
+    )
     evaluate.add_argument("--per-kind", type=int, default=50)
     evaluate.add_argument("--kinds", default="line,block,table,receipt,form")
     evaluate.add_argument("--max-new-tokens", type=int, default=256)
@@ -53,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     _add_retraining_commands(commands)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "synth":
         from .synth import write_dataset
 
@@ -63,14 +76,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "sft":
         from .sft import run
 
-        values = {f.name: getattr(args, f.name) for f in dataclasses.fields(SftConfig) if f.name != "size"}
+        values = {
+            f.name: getattr(args, f.name) for f in dataclasses.fields(SftConfig) if f.name != "size"
+        }
         print(f"checkpoint: {run(SftConfig(**values))}")
         return 0
     if args.command in RETRAINING_COMMANDS:
         return _run_retraining_command(args)
     from .evaluation import evaluate_models
 
-    results = evaluate_models(args.model, tuple(args.kinds.split(",")), args.per_kind, args.max_new_tokens, args.threads)
+    results = evaluate_models(
+        args.model, tuple(args.kinds.split(",")), args.per_kind, args.max_new_tokens, args.threads
+    )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     return 0
@@ -83,31 +100,54 @@ def _add_retraining_commands(commands) -> None:
     from . import candidates, dpo, export, pairs, retrain
 
     def command(name: str, module, help: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help, description=module.__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+        return commands.add_parser(
+            name,
+            help=help,
+            description=module.__doc__,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
 
-    _add_fields(command("export", export, "drain the failure stream into a snapshot folder"),
-                export.ExportConfig)
-    _add_fields(command("candidates", candidates, "sample candidate transcriptions per page"),
-                candidates.CandidateConfig)
+    _add_fields(
+        command("export", export, "drain the failure stream into a snapshot folder"),
+        export.ExportConfig,
+    )
+    _add_fields(
+        command("candidates", candidates, "sample candidate transcriptions per page"),
+        candidates.CandidateConfig,
+    )
     p = command("pairs", pairs, "build DPO pairs from a snapshot")
     p.add_argument("--snapshot", type=Path, required=True, help="folder written by export")
     p.add_argument("--out", type=Path, required=True, help="pairs folder to write")
-    p.add_argument("--candidates", type=Path, default=None,
-                   help="candidates.jsonl (default: the snapshot's)")
-    p.add_argument("--judge", choices=("reference", "llm", "structural"), default="structural",
-                   help="scores candidates")
+    p.add_argument(
+        "--candidates", type=Path, default=None, help="candidates.jsonl (default: the snapshot's)"
+    )
+    p.add_argument(
+        "--judge",
+        choices=("reference", "llm", "structural"),
+        default="structural",
+        help="scores candidates",
+    )
     p.add_argument("--min-score", type=float, default=0.5, help="a candidate needs this score")
-    p.add_argument("--tokenizer", default=None,
-                   help="model folder whose tokenizer the guard reads (default: characters)")
-    p.add_argument("--llm-url", default="http://127.0.0.1:8000/v1",
-                   help="OpenAI-compatible base URL of the llm judge")
+    p.add_argument(
+        "--tokenizer",
+        default=None,
+        help="model folder whose tokenizer the guard reads (default: characters)",
+    )
+    p.add_argument(
+        "--llm-url",
+        default="http://127.0.0.1:8000/v1",
+        help="OpenAI-compatible base URL of the llm judge",
+    )
     p.add_argument("--llm-model", default="judge", help="model name sent to the llm judge")
-    p.add_argument("--llm-api-key", default=os.environ.get("OPENAI_API_KEY"),
-                   help="bearer token of the llm judge (default: $OPENAI_API_KEY)")
+    p.add_argument(
+        "--llm-api-key",
+        default=os.environ.get("OPENAI_API_KEY"),
+        help="bearer token of the llm judge (default: $OPENAI_API_KEY)",
+    )
     _add_fields(command("dpo", dpo, "DPO a model on pairs into a new version"), dpo.DpoArgs)
-    _add_fields(command("retrain", retrain, "export, pairs, dpo and eval in one go"),
-                retrain.RetrainConfig)
+    _add_fields(
+        command("retrain", retrain, "export, pairs, dpo and eval in one go"), retrain.RetrainConfig
+    )
 
 
 def _add_fields(parser: argparse.ArgumentParser, config) -> None:
@@ -116,8 +156,9 @@ def _add_fields(parser: argparse.ArgumentParser, config) -> None:
         flag = f"--{f.name.replace('_', '-')}"
         helptext = f"{f.metadata.get('help', '')} (default: %(default)s)"
         if isinstance(f.default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=helptext)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=f.default, help=helptext
+            )
         else:
             kind = Path if isinstance(f.default, Path) else type(f.default)
             parser.add_argument(flag, type=kind, default=f.default, help=helptext)
@@ -140,7 +181,9 @@ def _run_retraining_command(args: argparse.Namespace) -> int:
     if args.command == "candidates":
         from .candidates import CandidateConfig, sample_candidates
 
-        print(f"wrote {sample_candidates(CandidateConfig(**_values(args, CandidateConfig)))} candidates")
+        print(
+            f"wrote {sample_candidates(CandidateConfig(**_values(args, CandidateConfig)))} candidates"
+        )
         return 0
     if args.command == "pairs":
         from .judges import characters, make_judge, tokenizer_tokenize
@@ -150,11 +193,19 @@ def _run_retraining_command(args: argparse.Namespace) -> int:
         if args.tokenizer:
             from transformers import AutoTokenizer
 
-            tokenize = tokenizer_tokenize(AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True))
-        judge = make_judge(args.judge, tokenize=tokenize, llm_url=args.llm_url,
-                           llm_model=args.llm_model, llm_api_key=args.llm_api_key)
-        stats = build_pairs(args.snapshot, args.out, PairRules(judge, args.min_score, tokenize),
-                            args.candidates)
+            tokenize = tokenizer_tokenize(
+                AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
+            )
+        judge = make_judge(
+            args.judge,
+            tokenize=tokenize,
+            llm_url=args.llm_url,
+            llm_model=args.llm_model,
+            llm_api_key=args.llm_api_key,
+        )
+        stats = build_pairs(
+            args.snapshot, args.out, PairRules(judge, args.min_score, tokenize), args.candidates
+        )
         print(report(stats))
         return 0
     if args.command == "dpo":

@@ -62,7 +62,9 @@ def sample_candidates(config: CandidateConfig) -> int:
         if key in done or not needs_candidates(line, rules):
             continue
         done.add(key)
-        image = Image.open(io.BytesIO((config.snapshot / line["image"]).read_bytes())).convert("RGB")
+        image = Image.open(io.BytesIO((config.snapshot / line["image"]).read_bytes())).convert(
+            "RGB"
+        )
         prompt = processor.apply_chat_template(
             ocr_messages(line["record"]["prompt"]), add_generation_prompt=True
         )

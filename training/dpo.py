@@ -53,7 +53,9 @@ class DpoArgs:
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     max_length: int = field(default=0, metadata={"help": "truncate prompt+answer (0: never)"})
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (GPU)"})
-    gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory"})
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "trade compute for memory"}
+    )
     seed: int = field(default=0, metadata={"help": "training seed"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
@@ -90,10 +92,15 @@ def build_trainer(args: DpoArgs, output_dir: Path):
     if args.lora:
         from peft import LoraConfig
 
-        targets = args.lora_targets if args.lora_targets == "all-linear" else args.lora_targets.split(",")
+        targets = (
+            args.lora_targets if args.lora_targets == "all-linear" else args.lora_targets.split(",")
+        )
         peft_config = LoraConfig(
-            r=args.lora_r, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout,
-            target_modules=targets, task_type="CAUSAL_LM",
+            r=args.lora_r,
+            lora_alpha=args.lora_alpha,
+            lora_dropout=args.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
         )
     # Dataset
     dataset = load_pairs(args.pairs)
@@ -154,7 +161,9 @@ def lineage(args: DpoArgs, log_history: list[dict[str, Any]]) -> dict[str, Any]:
             "judge": manifest.get("judge"),
         },
         "method": "dpo-lora-merged" if args.lora else "dpo-full",
-        "hyperparameters": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()},
+        "hyperparameters": {
+            k: str(v) if isinstance(v, Path) else v for k, v in asdict(args).items()
+        },
         "libraries": {p: package_version(p) for p in ("torch", "transformers", "trl", "peft")},
         "train_log": log_history,
     }

@@ -131,8 +131,12 @@ def _deliveries(
     cursor = "0-0"
     while True:
         reply = client.xautoclaim(
-            config.stream_key, config.group, config.consumer,
-            min_idle_time=config.min_idle_ms, start_id=cursor, count=config.batch,
+            config.stream_key,
+            config.group,
+            config.consumer,
+            min_idle_time=config.min_idle_ms,
+            start_id=cursor,
+            count=config.batch,
         )
         cursor, claimed = _str(reply[0]), reply[1]
         deleted = reply[2] if len(reply) > 2 else []

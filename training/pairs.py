@@ -115,8 +115,7 @@ def choose(
         scored = [
             (s, text)
             for text in usable
-            if (s := rules.judge.score(text, reference=reference, image_png=image_png))
-            is not None
+            if (s := rules.judge.score(text, reference=reference, image_png=image_png)) is not None
         ]
         if not scored:
             return Choice(None, reason="judge_abstained")
@@ -129,7 +128,9 @@ def choose(
     return Choice(None, reason=failures[0] if failures else "no_chosen")
 
 
-def _problem(text: str, rejected: str, rules: PairRules, trusted: bool = False) -> DropReason | None:
+def _problem(
+    text: str, rejected: str, rules: PairRules, trusted: bool = False
+) -> DropReason | None:
     if text.strip() == rejected:
         return "chosen_equals_rejected"
     if trusted:
@@ -290,5 +291,7 @@ def load_pairs(folder: Path):
         }
         for row in read_pairs(folder)
     ]
+    if not rows:
+        raise ValueError(f"{folder / PAIRS_FILE} holds no pairs: nothing to train on")
     dataset = datasets.Dataset.from_list(rows)
     return dataset.cast_column("images", datasets.List(datasets.Image()))

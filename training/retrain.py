@@ -29,25 +29,37 @@ logger = logging.getLogger(__name__)
 @dataclass
 class RetrainConfig:
     model: str = field(default="models/ocrguard-tiny", metadata={"help": "base model folder"})
-    work: Path = field(default=Path("data/retrain"), metadata={"help": "snapshot and pairs go here"})
+    work: Path = field(
+        default=Path("data/retrain"), metadata={"help": "snapshot and pairs go here"}
+    )
     out: Path = field(default=Path("models"), metadata={"help": "new versions go under it"})
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis to read"})
     stream_key: str = field(default="ocrguard:failures", metadata={"help": "the failure stream"})
     key_prefix: str = field(default="ocrguard:", metadata={"help": "prefix of image/feedback keys"})
     group: str = field(default="training", metadata={"help": "consumer group"})
     min_idle_ms: int = field(default=600_000, metadata={"help": "claim entries idle this long"})
-    candidates: int = field(default=0, metadata={"help": "samples per page lacking a chosen (0: none)"})
+    candidates: int = field(
+        default=0, metadata={"help": "samples per page lacking a chosen (0: none)"}
+    )
     judge: str = field(default="structural", metadata={"help": "reference | llm | structural"})
-    llm_url: str = field(default="http://127.0.0.1:8000/v1", metadata={"help": "llm judge endpoint"})
-    llm_model: str = field(default="judge", metadata={"help": "llm judge model (key: $OPENAI_API_KEY)"})
+    llm_url: str = field(
+        default="http://127.0.0.1:8000/v1", metadata={"help": "llm judge endpoint"}
+    )
+    llm_model: str = field(
+        default="judge", metadata={"help": "llm judge model (key: $OPENAI_API_KEY)"}
+    )
     min_pairs: int = field(default=1, metadata={"help": "skip training below this many pairs"})
     lora: bool = field(default=False, metadata={"help": "LoRA (merged) instead of full DPO"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
     learning_rate: float = field(default=5e-6, metadata={"help": "peak learning rate"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the pairs"})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: epochs)"})
-    eval_per_kind: int = field(default=50, metadata={"help": "held-out pages per kind (0: no eval)"})
-    eval_kinds: str = field(default="line,block,table,receipt,form", metadata={"help": "page kinds"})
+    eval_per_kind: int = field(
+        default=50, metadata={"help": "held-out pages per kind (0: no eval)"}
+    )
+    eval_kinds: str = field(
+        default="line,block,table,receipt,form", metadata={"help": "page kinds"}
+    )
     max_new_tokens: int = field(default=256, metadata={"help": "evaluation token limit"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
@@ -62,8 +74,12 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
     exported = export(
         client,
         ExportConfig(
-            out=snapshot, redis_url=config.redis_url, stream_key=config.stream_key,
-            key_prefix=config.key_prefix, group=config.group, min_idle_ms=config.min_idle_ms,
+            out=snapshot,
+            redis_url=config.redis_url,
+            stream_key=config.stream_key,
+            key_prefix=config.key_prefix,
+            group=config.group,
+            min_idle_ms=config.min_idle_ms,
         ),
     )
     result: dict[str, Any] = {"export": exported.__dict__}
@@ -75,10 +91,15 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
         )
     from transformers import AutoTokenizer
 
-    tokenize = tokenizer_tokenize(AutoTokenizer.from_pretrained(config.model, local_files_only=True))
+    tokenize = tokenizer_tokenize(
+        AutoTokenizer.from_pretrained(config.model, local_files_only=True)
+    )
     judge_name: JudgeName = config.judge  # type: ignore[assignment]
     judge = make_judge(
-        judge_name, tokenize=tokenize, llm_url=config.llm_url, llm_model=config.llm_model,
+        judge_name,
+        tokenize=tokenize,
+        llm_url=config.llm_url,
+        llm_model=config.llm_model,
         llm_api_key=os.environ.get("OPENAI_API_KEY"),
     )
     stats = build_pairs(snapshot, pairs, PairRules(judge, tokenize=tokenize))
@@ -89,8 +110,14 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
         result["model"] = None
         return result
     args = DpoArgs(
-        model=config.model, pairs=pairs, out=config.out, lora=config.lora, beta=config.beta,
-        learning_rate=config.learning_rate, epochs=config.epochs, max_steps=config.max_steps,
+        model=config.model,
+        pairs=pairs,
+        out=config.out,
+        lora=config.lora,
+        beta=config.beta,
+        learning_rate=config.learning_rate,
+        epochs=config.epochs,
+        max_steps=config.max_steps,
         threads=config.threads,
     )
     folder = train(args)
@@ -99,8 +126,11 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
         from .evaluation import evaluate_models
 
         evaluation = evaluate_models(
-            [config.model, str(folder)], tuple(config.eval_kinds.split(",")),
-            config.eval_per_kind, config.max_new_tokens, config.threads,
+            [config.model, str(folder)],
+            tuple(config.eval_kinds.split(",")),
+            config.eval_per_kind,
+            config.max_new_tokens,
+            config.threads,
         )
         add_eval(folder, evaluation)
         result["eval"] = evaluation

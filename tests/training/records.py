@@ -54,6 +54,11 @@ def write_snapshot(folder: Path, lines: list[tuple[FailureRecord, dict | None]])
         for n, (rec, feedback) in enumerate(lines):
             image = f"images/{rec.image_sha256}.png"
             (folder / image).write_bytes(page_png(n))
-            line = {"stream_id": f"{n}-0", "record": rec.__dict__, "feedback": feedback, "image": image}
+            line = {
+                "stream_id": f"{n}-0",
+                "record": rec.__dict__,
+                "feedback": feedback,
+                "image": image,
+            }
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return folder

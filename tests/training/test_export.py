@@ -37,7 +37,10 @@ def pending(client, config: ExportConfig) -> int:
 
 
 def keys(folder) -> list[tuple[str, int, int]]:
-    return [(r["request_id"], r["page"], r["attempt"]) for r in (line["record"] for line in read_snapshot(folder))]
+    return [
+        (r["request_id"], r["page"], r["attempt"])
+        for r in (line["record"] for line in read_snapshot(folder))
+    ]
 
 
 def test_export_writes_snapshot_acks_and_reruns_empty(redis_client, config):
@@ -58,7 +61,12 @@ def test_export_writes_snapshot_acks_and_reruns_empty(redis_client, config):
     assert keys(config.out) == [("a", 1, 1), ("a", 1, 2), ("b", 2, 1), ("c", 1, 1)]
     assert lines[0]["feedback"] == feedback and lines[2]["feedback"] is None
     assert lines[0]["record"]["output"] == record("a").output
-    assert [line["image"] for line in lines] == ["images/s0.png", "images/s0.png", "images/s2.png", None]
+    assert [line["image"] for line in lines] == [
+        "images/s0.png",
+        "images/s0.png",
+        "images/s2.png",
+        None,
+    ]
     assert (config.out / "images/s0.png").read_bytes() == images[0]
     assert (config.out / "images/s2.png").read_bytes() == images[2]
     assert (stats.read, stats.written, stats.duplicates, stats.missing_images) == (4, 4, 0, 1)
@@ -111,7 +119,9 @@ def test_entries_of_a_live_reader_are_left_alone(redis_client, config):
     assert pending(redis_client, config) == 1
 
 
-def test_crash_after_write_before_ack_loses_and_duplicates_nothing(redis_client, config, monkeypatch):
+def test_crash_after_write_before_ack_loses_and_duplicates_nothing(
+    redis_client, config, monkeypatch
+):
     for n in range(5):
         log(redis_client, config, record(f"r{n}"))
     acks = 0

@@ -24,20 +24,32 @@ def test_reference_judge():
     assert ReferenceJudge().score('{"text":"Nota fiscal nº 123"}', reference=CLEAN) == 1.0
 
 
-@pytest.mark.parametrize(("text", "score"), [
-    (CLEAN, 1.0),
-    (LOOPING_JSON, 0.0),  # parses, but the guard trips
-    (LOOP, 0.0),  # cut off mid-loop: not the schema
-    ('{"header":"","margin":"","footer":"","text":""}', 0.5),  # empty page: implausible
-])
+@pytest.mark.parametrize(
+    ("text", "score"),
+    [
+        (CLEAN, 1.0),
+        (LOOPING_JSON, 0.0),  # parses, but the guard trips
+        (LOOP, 0.0),  # cut off mid-loop: not the schema
+        ('{"header":"","margin":"","footer":"","text":""}', 0.5),  # empty page: implausible
+    ],
+)
 def test_structural_judge(text, score):
     assert StructuralJudge().score(text) == score
 
 
-@pytest.mark.parametrize(("answer", "grade"), [
-    ("Score: 7", 7.0), ("score=8.5", 8.5), ("**9**", 9.0), ("I'd give it 6/10.", 6.0),
-    ("Score: 12, no wait, 4", 4.0), ("nota 7,5", 7.5), ("no idea", None), ("42", None),
-])
+@pytest.mark.parametrize(
+    ("answer", "grade"),
+    [
+        ("Score: 7", 7.0),
+        ("score=8.5", 8.5),
+        ("**9**", 9.0),
+        ("I'd give it 6/10.", 6.0),
+        ("Score: 12, no wait, 4", 4.0),
+        ("nota 7,5", 7.5),
+        ("no idea", None),
+        ("42", None),
+    ],
+)
 def test_parse_grade(answer, grade):
     assert parse_grade(answer) == grade
 
@@ -51,8 +63,12 @@ class _Judge(BaseHTTPRequestHandler):
             self.send_error(404)
             return
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), "body": body})
-        reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": self.answer}}]}
+        self.requests.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
+        reply = {
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.answer}}]
+        }
         data = json.dumps(reply).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
