@@ -158,7 +158,9 @@ class TransformersEngine:
             reason = "length"
         else:
             reason = "stop"
-        send(TokenDelta(token_ids=(), text=streamer.flush(), finish_reason=reason))
+        # An aborted generation may end inside a character: its bytes are dropped, not sent.
+        tail = streamer.flush() if reason != "abort" else ""
+        send(TokenDelta(token_ids=(), text=tail, finish_reason=reason))
 
 
 class _DeltaStreamer:
