@@ -48,7 +48,7 @@ class GuardConfig:
     one line trip once the repeated span reaches this many characters (an 80-column ruled
     line or a dotted leader stays below)."""
 
-    structural_max_lines: int = 24
+    structural_max_lines: int = 16
     """Whole lines without letters or digits (empty table rows ``|  |  |``) trip at this
     many consecutive copies: blank forms repeat empty rows legitimately."""
 

@@ -13,8 +13,13 @@ _DIGITS = re.compile(r"\d+")
 
 def classify_unit(text: str) -> UnitClass:
     """``structural`` (no letters or digits once markup is removed), ``numeric`` (digits
-    and separators only) or ``content``."""
+    and separators only) or ``content``. Whole lines of one repeated mark (``::::``,
+    ``====``) count as content: a rule is drawn once or twice, never line after line."""
     bare = _TAG.sub("", text)
+    if "\n" in bare:
+        lines = [line.strip() for line in bare.split("\n") if line.strip()]
+        if lines and all(len(line) >= 8 and len(set(line)) == 1 for line in lines):
+            return "content"
     has_digit = False
     for char in bare:
         if char.isalpha():

@@ -21,8 +21,10 @@ INTRO = "Relatório anual da empresa. Os resultados foram bons.\n"
         ("| 0,00 | Total geral do mês |\n", 12, "line_loop"),
         ("Primeira linha do bloco.\nSegunda linha do bloco.\n", 8, "block_loop"),
         ("<tr><td>Nome</td><td>Valor</td><td>Data</td></tr>", 8, "inline_block"),
+        (":" * 84 + "\n", 4, "line_loop"),
+        ("      |                 |\n", 20, "line_loop"),
     ],
-    ids=["token-run", "ngram", "table-row", "paragraph", "html-one-line"],
+    ids=["token-run", "ngram", "table-row", "paragraph", "html-one-line", "rule-lines", "empty-columns"],
 )
 def test_exact_loops_trip_with_their_kind_and_period(unit, copies, kind):
     verdict = scan_text(INTRO + unit * copies)
