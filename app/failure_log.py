@@ -172,10 +172,14 @@ class FailureLog:
         return bool(await self.client.exists(self.request_key(request_id)))
 
     async def attach_feedback(self, request_id: str, feedback: dict[str, Any]) -> None:
-        """Store a correction for a logged request; training joins it by request id."""
+        """Store a correction of one page of a logged request (a hash field per page; a
+        later correction of the same page replaces it); training joins it by request id."""
         key = self.feedback_key(request_id)
         payload = json.dumps({**feedback, "time": time.time()}, ensure_ascii=False)
-        await self.client.set(key, payload, ex=self._image_ttl)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(key, str(feedback.get("page", 1)), payload)
+            pipe.expire(key, self._image_ttl)
+            await pipe.execute()
 
     def _push(self, pending: _Pending) -> None:
         self._buffer.append(pending)

@@ -36,8 +36,12 @@ TRAFFIC_SEED = 7_000_001
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def traffic(model: str, pages: int, kinds: list[str], max_tokens: int, prefix: str) -> dict[str, int]:
-    settings = Settings(model=model, max_tokens=max_tokens, key_prefix=prefix, stream_key=prefix + "failures")
+def traffic(
+    model: str, pages: int, kinds: list[str], max_tokens: int, prefix: str
+) -> dict[str, int]:
+    settings = Settings(
+        model=model, max_tokens=max_tokens, key_prefix=prefix, stream_key=prefix + "failures"
+    )
     generator = Generator(TRAFFIC_SEED)
     counts = {"pages": 0, "degenerate": 0, "feedback": 0}
     with background_server(settings) as url, httpx.Client(timeout=600) as client:
@@ -47,23 +51,36 @@ def traffic(model: str, pages: int, kinds: list[str], max_tokens: int, prefix: s
 
             buffer = io.BytesIO()
             sample.image.save(buffer, format="PNG")
-            body = client.post(f"{url}/v1/ocr", files={"file": ("page.png", buffer.getvalue())},
-                               data={"guard": "detect"}).json()
+            body = client.post(
+                f"{url}/v1/ocr",
+                files={"file": ("page.png", buffer.getvalue())},
+                data={"guard": "detect"},
+            ).json()
             counts["pages"] += 1
             if body["pages"][0]["guard"]["tripped"]:
                 counts["degenerate"] += 1
                 fields = sample.fields
-                correction = {"page": 1, "header": fields.header, "margin": fields.margin,
-                              "footer": fields.footer, "text": fields.text}
+                correction = {
+                    "page": 1,
+                    "header": fields.header,
+                    "margin": fields.margin,
+                    "footer": fields.footer,
+                    "text": fields.text,
+                }
                 reply = client.post(f"{url}/v1/ocr/{body['request_id']}/feedback", json=correction)
                 counts["feedback"] += reply.status_code == 202
             if (i + 1) % 25 == 0:
-                print(f"traffic: {i + 1}/{pages} pages, {counts['degenerate']} degenerate", file=sys.stderr)
+                print(
+                    f"traffic: {i + 1}/{pages} pages, {counts['degenerate']} degenerate",
+                    file=sys.stderr,
+                )
     return counts
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=str(EMBEDDED_MODEL))
     parser.add_argument("--pages", type=int, default=300)
     parser.add_argument("--kinds", default="table,receipt,form,block,line")
@@ -81,24 +98,47 @@ def main() -> int:
     started = time.monotonic()
     counts = traffic(args.model, args.pages, args.kinds.split(","), args.max_tokens, prefix)
     print(f"traffic: {counts} in {time.monotonic() - started:.0f} s")
-    result = retrain(RetrainConfig(
-        model=args.model, work=args.work, out=args.out, redis_url=REDIS_URL, stream_key=prefix + "failures",
-        key_prefix=prefix, group="experiment", min_idle_ms=1000, judge="structural", lora=args.lora,
-        beta=args.beta, learning_rate=args.learning_rate, epochs=args.epochs, eval_per_kind=args.eval_per_kind,
-        eval_kinds="line,block,table,receipt,form", max_new_tokens=args.max_tokens,
-    ))
-    summary = {"traffic": counts, "pairs": result.get("pairs"), "model": result.get("model"),
-               "seconds": round(time.monotonic() - started)}
+    result = retrain(
+        RetrainConfig(
+            model=args.model,
+            work=args.work,
+            out=args.out,
+            redis_url=REDIS_URL,
+            stream_key=prefix + "failures",
+            key_prefix=prefix,
+            group="experiment",
+            min_idle_ms=1000,
+            judge="structural",
+            lora=args.lora,
+            beta=args.beta,
+            learning_rate=args.learning_rate,
+            epochs=args.epochs,
+            eval_per_kind=args.eval_per_kind,
+            eval_kinds="line,block,table,receipt,form",
+            max_new_tokens=args.max_tokens,
+        )
+    )
+    summary = {
+        "traffic": counts,
+        "pairs": result.get("pairs"),
+        "model": result.get("model"),
+        "seconds": round(time.monotonic() - started),
+    }
     if "eval" in result:
         for model, by_kind in result["eval"]["models"].items():
             pages = sum(s["pages"] for s in by_kind.values())
             degenerate = sum(s["degeneration_rate"] * s["pages"] for s in by_kind.values())
             cer = sum(s["cer"] * s["pages"] for s in by_kind.values()) / pages
-            summary[Path(model).name] = {"pages": pages, "degeneration_rate": round(degenerate / pages, 4),
-                                         "cer": round(cer, 4)}
+            summary[Path(model).name] = {
+                "pages": pages,
+                "degeneration_rate": round(degenerate / pages, 4),
+                "cer": round(cer, 4),
+            }
         base, new = (summary[Path(m).name] for m in result["eval"]["models"])
         if base["degeneration_rate"]:
-            summary["relative_reduction"] = round(1 - new["degeneration_rate"] / base["degeneration_rate"], 4)
+            summary["relative_reduction"] = round(
+                1 - new["degeneration_rate"] / base["degeneration_rate"], 4
+            )
         summary["cer_change_points"] = round(100 * (new["cer"] - base["cer"]), 2)
     print(json.dumps(summary, indent=2))
     return 0

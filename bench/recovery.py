@@ -56,29 +56,40 @@ async def main_async(args) -> int:
         run = await transcribe(off, sample.image, "detect", args.max_tokens)
         if run.result.guard.tripped:
             looping.append((sample, run))
-    print(f"model {args.model}: {len(looping)} of {args.pages} pages loop under greedy decoding "
-          f"(kinds {args.kinds}, max_tokens {args.max_tokens})\n")
+    print(
+        f"model {args.model}: {len(looping)} of {args.pages} pages loop under greedy decoding "
+        f"(kinds {args.kinds}, max_tokens {args.max_tokens})\n"
+    )
     if not looping:
         return 0
-    print("| strategy | pages recovered | tokens spent (mean) | CER of returned text (mean) | attempts (mean) |")
+    print(
+        "| strategy | pages recovered | tokens spent (mean) | CER of returned text (mean) | attempts (mean) |"
+    )
     print("|---|---|---|---|---|")
     base_tokens = statistics.mean(r.result.guard.tokens_generated for _, r in looping)
     base_cer = statistics.mean(returned_cer(r, transcription(s.fields)) for s, r in looping)
     print(f"| guard off (runs to the limit) | 0 | {base_tokens:.0f} | {base_cer:.3f} | 1 |")
     for strategy in ("rewind", "retry"):
         transcriber = Transcriber(engine, DEFAULT_CONFIG, RecoveryConfig(strategy=strategy))
-        runs = [(s, await transcribe(transcriber, s.image, "recover", args.max_tokens)) for s, _ in looping]
+        runs = [
+            (s, await transcribe(transcriber, s.image, "recover", args.max_tokens))
+            for s, _ in looping
+        ]
         recovered = sum(r.result.guard.action == "recovered" for _, r in runs)
         tokens = statistics.mean(r.result.guard.tokens_generated for _, r in runs)
         error = statistics.mean(returned_cer(r, transcription(s.fields)) for s, r in runs)
         attempts = statistics.mean(len(r.history) for _, r in runs)
-        print(f"| {strategy} | {recovered}/{len(runs)} | {tokens:.0f} | {error:.3f} | {attempts:.2f} |")
+        print(
+            f"| {strategy} | {recovered}/{len(runs)} | {tokens:.0f} | {error:.3f} | {attempts:.2f} |"
+        )
     await engine.close()
     return 0
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default=str(EMBEDDED_MODEL))
     parser.add_argument("--pages", type=int, default=60)
     parser.add_argument("--kinds", default="table,receipt,form,block")

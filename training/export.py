@@ -192,7 +192,7 @@ def _store(
             {
                 "stream_id": entry_id,
                 "record": data,
-                "feedback": _feedback(client, config, record.request_id),
+                "feedback": _feedback(client, config, record.request_id, record.page),
                 "image": _save_image(client, config, record.image_sha256, stats),
             }
         )
@@ -202,8 +202,9 @@ def _store(
     client.xack(config.stream_key, config.group, *[entry_id for entry_id, _ in entries])
 
 
-def _feedback(client: redis.Redis, config: ExportConfig, request_id: str) -> dict | None:
-    raw = client.get(f"{config.key_prefix}feedback:{request_id}")
+def _feedback(client: redis.Redis, config: ExportConfig, request_id: str, page: int) -> dict | None:
+    """The correction of this page, from the request's feedback hash (field = page)."""
+    raw = client.hget(f"{config.key_prefix}feedback:{request_id}", str(page))
     if raw is None:
         return None
     try:

@@ -47,7 +47,9 @@ class SftConfig:
     max_new_tokens: int = field(default=160, metadata={"help": "decode budget of evaluations"})
     init_from: str | None = field(
         default=None,
-        metadata={"help": "model folder to continue from when the run has no checkpoint (e.g. models/ocrguard-tiny)"},
+        metadata={
+            "help": "model folder to continue from when the run has no checkpoint (e.g. models/ocrguard-tiny)"
+        },
     )
     size: ModelSize = field(default_factory=ModelSize, metadata={"help": "network dimensions"})
 

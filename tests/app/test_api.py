@@ -155,10 +155,8 @@ def test_feedback_is_attached_to_the_logged_request(serve, looping_model, redis_
         unknown = httpx.post(f"{url}/v1/ocr/nope/feedback", json={"text": "x"})
         empty = httpx.post(f"{url}/v1/ocr/{request_id}/feedback", json={"page": 1})
     assert stored.status_code == 202, stored.text
-    assert (
-        json.loads(redis_client.get(f"{key_prefix}feedback:{request_id}"))["text"]
-        == "Nota fiscal 123"
-    )
+    stored_page = redis_client.hget(f"{key_prefix}feedback:{request_id}", "1")
+    assert json.loads(stored_page)["text"] == "Nota fiscal 123"
     assert unknown.status_code == 404
     assert empty.status_code == 422
 

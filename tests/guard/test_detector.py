@@ -24,7 +24,15 @@ INTRO = "Relatório anual da empresa. Os resultados foram bons.\n"
         (":" * 84 + "\n", 4, "line_loop"),
         ("      |                 |\n", 20, "line_loop"),
     ],
-    ids=["token-run", "ngram", "table-row", "paragraph", "html-one-line", "rule-lines", "empty-columns"],
+    ids=[
+        "token-run",
+        "ngram",
+        "table-row",
+        "paragraph",
+        "html-one-line",
+        "rule-lines",
+        "empty-columns",
+    ],
 )
 def test_exact_loops_trip_with_their_kind_and_period(unit, copies, kind):
     verdict = scan_text(INTRO + unit * copies)

@@ -123,7 +123,7 @@ def test_retrain_from_redis_to_an_evaluated_version(
         rec = record(rid, image_sha256=f"img{n}", **extra)
         redis_client.set(f"{key_prefix}image:img{n}", page_png(n))
         redis_client.xadd(stream, rec.to_fields())
-    redis_client.set(f"{key_prefix}feedback:a", json.dumps(FEEDBACK))
+    redis_client.hset(f"{key_prefix}feedback:a", str(FEEDBACK.get("page", 1)), json.dumps(FEEDBACK))
     config = RetrainConfig(
         model=str(random_model),
         work=tmp_path / "work",

@@ -52,7 +52,7 @@ def test_export_writes_snapshot_acks_and_reruns_empty(redis_client, config):
         log(redis_client, config, record("c", image_sha256="gone"), None),
     ]
     feedback = {"page": 1, "text": "Nota fiscal", "time": 1.0}
-    redis_client.set(f"{config.key_prefix}feedback:a", json.dumps(feedback))
+    redis_client.hset(f"{config.key_prefix}feedback:a", "1", json.dumps(feedback))
 
     stats = export(redis_client, config)
 
