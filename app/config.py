@@ -76,7 +76,9 @@ class Settings(BaseSettings):
         description="On SIGTERM, seconds /readyz fails before the server stops accepting.",
     )
 
-    guard_strategy: Literal["rewind", "retry"] = Field("rewind", description="Recovery strategy.")
+    guard_strategy: Literal["rewind", "retry"] = Field(
+        "retry", description="Recovery strategy (bench/recovery.py: retry gave the better text)."
+    )
     guard_max_attempts: int = Field(
         3, ge=1, description="Generations per page under guard=recover."
     )

@@ -16,9 +16,11 @@ _NO_REWIND = frozenset({"fuzzy_loop", "block_reemission"})
 
 @dataclass(frozen=True)
 class RecoveryConfig:
-    strategy: Strategy = "rewind"
+    strategy: Strategy = "retry"
     """``rewind``: keep the output up to the end of the loop's first copy and resume with the
-    loop blocked, then fall back to retries; ``retry``: start over at once."""
+    loop blocked, then fall back to retries; ``retry``: start over at once. Default
+    ``retry``: on the embedded model's looping pages (bench/recovery.py, 16 pages) rewind
+    spent 12 % fewer tokens but returned worse text (CER 0.83 vs 0.72)."""
     max_attempts: int = 3
     """Generations per page, the first one included."""
     temperatures: tuple[float, ...] = (0.0, 0.4, 0.8)

@@ -77,7 +77,7 @@ def test_pdf_gives_one_result_per_page_and_honours_the_range(serve, random_model
 
 def test_loop_is_aborted_and_logged_with_its_image(serve, looping_model, redis_client, key_prefix):
     upload = samples.png()
-    with serve(looping_model, max_tokens=200) as url:
+    with serve(looping_model, max_tokens=200, guard_strategy="rewind") as url:
         response = ocr(url, upload, guard="abort")
     page = response.json()["pages"][0]
     guard = page["guard"]
@@ -100,7 +100,7 @@ def test_loop_is_aborted_and_logged_with_its_image(serve, looping_model, redis_c
 
 
 def test_recover_rewinds_past_the_loop(serve, looping_model, redis_client, key_prefix):
-    with serve(looping_model, max_tokens=200) as url:
+    with serve(looping_model, max_tokens=200, guard_strategy="rewind") as url:
         response = ocr(url, samples.png(), guard="recover")
     page = response.json()["pages"][0]
     assert page["guard"]["action"] == "recovered"
@@ -111,7 +111,7 @@ def test_recover_rewinds_past_the_loop(serve, looping_model, redis_client, key_p
 
 
 def test_recover_gives_up_after_the_last_attempt(serve, stuck_model):
-    with serve(stuck_model, max_tokens=200, guard_max_attempts=3) as url:
+    with serve(stuck_model, max_tokens=200, guard_max_attempts=3, guard_strategy="rewind") as url:
         response = ocr(url, samples.png(), guard="recover")
     guard = response.json()["pages"][0]["guard"]
     assert guard["action"] == "failed"
@@ -134,7 +134,7 @@ def test_guard_off_never_trips(serve, looping_model, redis_client, key_prefix):
 
 
 def test_sse_events_in_order(serve, looping_model):
-    with serve(looping_model, max_tokens=200) as url:
+    with serve(looping_model, max_tokens=200, guard_strategy="rewind") as url:
         response = ocr(url, samples.png(), guard="recover", stream="true")
     assert response.headers["content-type"].startswith("text/event-stream")
     events = sse(response)

@@ -21,7 +21,7 @@ def result(attempt, tokens, verdict=None):
 
 
 def test_rewind_keeps_one_copy_and_blocks_the_loop():
-    policy = RecoveryPolicy(RecoveryConfig(ban_ngram=2))
+    policy = RecoveryPolicy(RecoveryConfig(strategy="rewind", ban_ngram=2))
     first = policy.first()
     tokens = [1, 2] + [7, 8, 9] * 9
     resume = policy.next([result(first, tokens, LOOP)])
@@ -33,7 +33,7 @@ def test_rewind_keeps_one_copy_and_blocks_the_loop():
 
 
 def test_ladder_after_a_failed_resume_then_stop():
-    config = RecoveryConfig(max_attempts=4, temperatures=(0.0, 0.3, 0.7))
+    config = RecoveryConfig(strategy="rewind", max_attempts=4, temperatures=(0.0, 0.3, 0.7))
     policy = RecoveryPolicy(config, seed=5)
     history = [result(policy.first(), [1] * 40, LOOP)]
     history.append(result(policy.next(history), [1] * 40, LOOP))
@@ -55,7 +55,7 @@ def test_no_rewind_for_loops_without_a_clean_copy(kind):
 
 
 def test_retry_strategy_never_rewinds():
-    policy = RecoveryPolicy(RecoveryConfig(strategy="retry"))
+    policy = RecoveryPolicy()  # retry is the default strategy
     assert policy.next([result(policy.first(), [1] * 40, LOOP)]).mode == "retry"
 
 
@@ -118,7 +118,7 @@ async def run_page(engine, mode="recover", config: RecoveryConfig | None = None)
 async def test_transcriber_rewinds_then_succeeds():
     loop = [1, 2] + [7, 8, 9] * 20
     engine = ScriptedEngine([loop, [10, 11]])
-    run, events = await run_page(engine)
+    run, events = await run_page(engine, config=RecoveryConfig(strategy="rewind"))
     first, second = engine.requests
     assert engine.aborted == [first.request_id]  # aborted at the trip
     assert second.prefix_token_ids == (1, 2, 7, 8, 9)
@@ -133,7 +133,8 @@ async def test_transcriber_rewinds_then_succeeds():
 async def test_transcriber_climbs_the_ladder_and_flags_the_best_partial():
     loop = [1, 2] + [7, 8, 9] * 20
     engine = ScriptedEngine([loop, [5] * 40, [6] * 40])
-    run, _ = await run_page(engine, config=RecoveryConfig(max_attempts=3, temperatures=(0.0, 0.5)))
+    config = RecoveryConfig(strategy="rewind", max_attempts=3, temperatures=(0.0, 0.5))
+    run, _ = await run_page(engine, config=config)
     assert [r.sampling.temperature for r in engine.requests] == [0.0, 0.0, 0.5]
     assert [r.attempt.mode for r in run.history] == ["initial", "resume", "retry"]
     assert run.result.guard.action == "failed"
