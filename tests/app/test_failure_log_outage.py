@@ -13,6 +13,7 @@ import redis
 
 from .. import samples
 from ..conftest import free_port
+from .test_api import metric_value as metric
 
 pytestmark = pytest.mark.slow
 
@@ -76,16 +77,6 @@ def ocr(url: str) -> httpx.Response:
         data={"guard": "abort"},
         timeout=60,
     )
-
-
-def metric(url: str, name: str, **labels) -> float:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return sample.value
-    return 0.0
 
 
 def test_records_survive_an_outage_and_are_flushed(serve, looping_model, own_redis, key_prefix):
