@@ -21,7 +21,7 @@ class GuardConfig:
     failure records so that offline labels and online trips stay comparable.
     """
 
-    version: str = "2026.11.1"
+    version: str = "2026.11.2"
     """Identifies this set of thresholds in metrics, failure records and evaluations."""
 
     max_period: int = 256
@@ -42,6 +42,14 @@ class GuardConfig:
     numeric_lag_tokens: int = 32
     """Same as ``lag_tokens`` for units of digits and separators only (``0 0 0``, ``| 1 |``),
     which tables repeat legitimately more often."""
+
+    long_block_bytes: int = 160
+    """A block of whole lines at least this long (UTF-8 bytes once normalized, so that a
+    CJK character weighs like the 2-3 Latin letters it stands for) trips as soon as
+    one line of its third copy follows two exact copies, instead of at the end of the third
+    copy: a page-sized block pasted twice and starting over is a loop, and waiting a whole
+    copy more costs hundreds of tokens. Legitimate duplicates (a second "via" of a receipt)
+    stop after the second copy."""
 
     structural_max_chars: int = 200
     """Units without letters or digits (``----``, ``....``, ``<td></td>``) repeated within

@@ -64,13 +64,14 @@ class LineTracker:
         hot = None
         threshold = self.config.min_copies - 1
         for q in range(1, min(self.config.max_block_lines, n) + 1):
+            # hot from two copies and one line on: long blocks trip there (long_block_bytes)
             if lines[n - q] == norm:
                 exact[q] += 1
             else:
                 exact[q] = 0
             if keys[n - q] == key:
                 fuzzy[q] += 1
-                if fuzzy[q] >= threshold * q:
+                if fuzzy[q] >= threshold * q or (q > 1 and exact[q] > q):
                     hot = [q] if hot is None else [*hot, q]
             else:
                 fuzzy[q] = 0
@@ -92,7 +93,11 @@ class LineTracker:
                 if unit == "structural":
                     tripped = span >= cfg.structural_max_lines * q
                 else:
-                    tripped = span >= cfg.copies_needed(period, unit) * q
+                    tripped = span >= cfg.copies_needed(period, unit) * q or (
+                        unit == "content"
+                        and span > 2 * q
+                        and len(block.encode()) >= cfg.long_block_bytes
+                    )
                 if tripped:
                     kind = "line_loop" if q == 1 else "block_loop"
                     return self._verdict(kind, period, n + 1 - span, span // q, end)

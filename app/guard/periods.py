@@ -32,6 +32,7 @@ class PeriodTracker:
         "active",
         "_last1",
         "_last2",
+        "_last_raw2",
     )
 
     def __init__(self, max_period: int, max_miss_ratio: float, min_copies: int) -> None:
@@ -44,6 +45,7 @@ class PeriodTracker:
         self.active: dict[int, list] = {}
         self._last1: dict[int, int] = {}
         self._last2: dict[int, int] = {}
+        self._last_raw2: dict[int, int] = {}
 
     def push(self, norm_symbol: int, raw_symbol: int) -> bool:
         """Append a symbol; True when some candidate has reached ``min_copies`` copies."""
@@ -86,6 +88,15 @@ class PeriodTracker:
             last2[pair] = i
             if last is not None:
                 hot = self._open(i, i - last) or hot
+            if raw_symbol != norm_symbol:
+                # Folded numbers hide the period of a loop made only of numbers: " 20","2","5"
+                # repeated (a year run) is one folded symbol over and over, period 1, whose
+                # raw tokens never match. Its raw pairs give the real period.
+                pair = (raw[i - 1] << 21) | (raw_symbol + 1)
+                last = self._last_raw2.get(pair)
+                self._last_raw2[pair] = i
+                if last is not None:
+                    hot = self._open(i, i - last) or hot
         return hot
 
     def _open(self, i: int, p: int) -> bool:

@@ -67,6 +67,48 @@ def test_fuzzy_loop_with_changing_numbers():
     assert verdict is not None and verdict.kind == "fuzzy_loop"
 
 
+def test_number_run_split_into_several_number_tokens():
+    # A year run as the embedded model's BPE emits it: " 20" "2" "5" again and again. With
+    # numbers folded the stream is one symbol, so the period (3) comes from the raw tokens.
+    pieces = ["Invoice Number: 001"] + [" 20", "2", "5"] * 30
+    ids = [0] + [1, 2, 3] * 30
+    detector = LoopDetector()
+    trips = [n for n, (i, p) in enumerate(zip(ids, pieces)) if detector.feed((i,), p)]
+    verdict = detector.verdict
+    assert verdict is not None and (verdict.kind, verdict.period) == ("ngram_loop", 3)
+    assert verdict.repeats == DEFAULT_CONFIG.copies_needed(3, "numeric")
+    assert trips == [verdict.trip_at - 1]
+
+
+LONG_BLOCK = (
+    "Vou executar agora a atualização do componente de seleção de modelos.\n"
+    "Espere, a função de escrita precisa do conteúdo completo do arquivo.\n"
+    "Uma verificação final: o arquivo corresponde ao que foi lido. Sim.\n"
+)
+
+
+def test_long_block_trips_once_its_third_copy_begins():
+    assert len(LONG_BLOCK.encode()) >= DEFAULT_CONFIG.long_block_bytes
+    first_line = LONG_BLOCK.split("\n")[0] + "\n"
+    verdict = scan_text(INTRO + LONG_BLOCK * 2 + first_line)
+    assert verdict is not None and verdict.kind == "block_loop" and verdict.repeats == 2
+    ids, _ = WordTokenizer().encode(INTRO + LONG_BLOCK * 2 + first_line)
+    assert verdict.trip_at == len(ids)  # at the end of that first line, not a copy later
+
+
+def test_long_block_pasted_twice_is_legitimate():
+    # two "vias" of the same document, then other text: no third copy, no trip
+    assert scan_text(INTRO + LONG_BLOCK * 2 + "Assinado em São Paulo.\n") is None
+
+
+def test_short_block_needs_a_full_third_copy():
+    short = "Nome do cliente\nValor da parcela\n"
+    assert len(short.encode()) < DEFAULT_CONFIG.long_block_bytes
+    assert scan_text(INTRO + short * 2 + "Nome do cliente\n") is None
+    period = len(WordTokenizer().encode(short)[0])
+    assert scan_text(INTRO + short * DEFAULT_CONFIG.copies_needed(period, "content")) is not None
+
+
 def test_header_re_emitted_between_other_lines():
     lines = []
     for i in range(12):
