@@ -61,3 +61,15 @@ def test_sft_trains_logs_and_resumes(tmp_path):
     evals = [entry for entry in log if "eval" in entry]
     assert evals and set(evals[-1]["eval"]) == set(KINDS)
     assert all("cer" in scores for scores in evals[-1]["eval"].values())
+
+
+def test_a_run_continued_from_a_release_warms_up_again():
+    from training.sft import _lr
+
+    config = SftConfig(steps=1000, warmup=100, lr=1e-3)
+    assert _lr(0, config) == pytest.approx(1e-5)  # a fresh run warms up from step 0
+    assert _lr(500, config) > 1e-4  # ...and is mid-schedule at 500
+    # continued from a release at step 500 with a fresh optimizer: warm-up restarts there
+    assert _lr(500, config, rewarm_from=500) == pytest.approx(1e-5)
+    assert _lr(599, config, rewarm_from=500) == pytest.approx(1e-3)
+    assert _lr(1000, config, rewarm_from=500) == pytest.approx(1e-4)  # cosine ends at 10 %
