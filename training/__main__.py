@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--max-new-tokens", type=int, default=256)
     evaluate.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.add_argument(
+        "--batch-size", type=int, default=8, help="pages decoded together (tokens/s is per batch)"
+    )
 
     _add_retraining_commands(commands)
 
@@ -86,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     from .evaluation import evaluate_models
 
     results = evaluate_models(
-        args.model, tuple(args.kinds.split(",")), args.per_kind, args.max_new_tokens, args.threads
+        args.model,
+        tuple(args.kinds.split(",")),
+        args.per_kind,
+        args.max_new_tokens,
+        args.threads,
+        args.batch_size,
     )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -144,15 +144,21 @@ def _until_eos(row: list[int], eos) -> list[int]:
 
 
 def evaluate_models(
-    models: list[str], kinds: tuple[str, ...], per_kind: int, max_new_tokens: int, threads: int = 2
+    models: list[str],
+    kinds: tuple[str, ...],
+    per_kind: int,
+    max_new_tokens: int,
+    threads: int = 2,
+    batch_size: int = 8,
 ) -> dict[str, dict]:
     """Evaluate each model on the same pages and print one table."""
     import torch
 
     torch.set_num_threads(threads)
-    results = {m: evaluate_model(m, kinds, per_kind, max_new_tokens) for m in models}
+    results = {m: evaluate_model(m, kinds, per_kind, max_new_tokens, batch_size) for m in models}
     print(
         f"held-out pages: {per_kind} per kind, seed {EVAL_SEED}, greedy, max_new_tokens {max_new_tokens}, "
+        f"batch {batch_size}, "
         f"guard {DEFAULT_CONFIG.version}\n"
     )
     print("| model | kind | pages | CER | valid JSON | degeneration | mean tokens | tokens/s |")
