@@ -36,6 +36,7 @@ class LoopDetector:
         self.verdict: Verdict | None = None
         self._tokens = PeriodTracker(cfg.max_period, cfg.fuzzy_max_miss_ratio, cfg.min_copies)
         self._lines = LineTracker(cfg)
+        self._pending_line = self._lines.current
         self._chunks: list[str] = []
         self._ends: list[int] = []  # per token: characters emitted up to and including it
         self._chars = 0
@@ -77,7 +78,7 @@ class LoopDetector:
                 self.verdict = verdict
                 return verdict
         elif text_delta:
-            self._lines.extend(text_delta)
+            self._pending_line.append(text_delta)  # LineTracker.extend, inlined: every token
         return None
 
     def _check_tokens(self) -> Verdict | None:

@@ -15,7 +15,7 @@ class LineTracker:
 
     def __init__(self, config: GuardConfig) -> None:
         self.config = config
-        self._current: list[str] = []
+        self.current: list[str] = []  # text of the unfinished line; never rebound
         self._start = 0  # token index where the current line began
         self._lines: list[str] = []  # normalized non-blank lines
         self._keys: list[str] = []  # ...with numbers folded
@@ -28,22 +28,22 @@ class LineTracker:
 
     def extend(self, text: str) -> None:
         if text:
-            self._current.append(text)
+            self.current.append(text)
 
     def feed(self, text: str, tokens_seen: int) -> Verdict | None:
         """Consume text that holds at least one newline; ``tokens_seen`` counts it."""
         *complete, rest = text.split("\n")
         verdict = None
         for n, part in enumerate(complete):
-            self._current.append(part)
-            line = "".join(self._current)
-            self._current = []
+            self.current.append(part)
+            line = "".join(self.current)
+            self.current.clear()
             found = self._finish(line, tokens_seen)
             verdict = verdict or found
             if n == len(complete) - 1:
                 self._start = tokens_seen - 1 if rest else tokens_seen
         if rest:
-            self._current.append(rest)
+            self.current.append(rest)
         return verdict
 
     def _finish(self, line: str, end: int) -> Verdict | None:
@@ -75,6 +75,8 @@ class LineTracker:
                     hot = [q] if hot is None else [*hot, q]
             else:
                 fuzzy[q] = 0
+        if hot is None and exact[1] == threshold - 1 and self._starts_mid_line(n - exact[1] - 1):
+            hot = [1]
         if hot is not None:
             verdict = self._check_blocks(hot, n, end)
             if verdict is not None:
@@ -90,6 +92,9 @@ class LineTracker:
             unit = classify_unit(block)
             if run_exact:
                 span = run_exact + q
+                # A loop that began mid-line: its first copy ends the line above the run.
+                mid_line = q == 1 and self._starts_mid_line(n + 1 - span - 1)
+                span += mid_line
                 if unit == "structural":
                     tripped = span >= cfg.structural_max_lines * q
                 else:
@@ -100,12 +105,29 @@ class LineTracker:
                     )
                 if tripped:
                     kind = "line_loop" if q == 1 else "block_loop"
-                    return self._verdict(kind, period, n + 1 - span, span // q, end)
+                    verdict = self._verdict(kind, period, n + 1 - span, span // q, end)
+                    if mid_line:  # the loop began where the line above turns into the unit
+                        first_copy_end = self._ends[n - span + 1]
+                        onset = max(self._begins[n - span + 1], first_copy_end - period)
+                        verdict = Verdict(kind, period, onset, span, end)
+                    return verdict
             if run_fuzzy > run_exact and unit == "content":
                 span = run_fuzzy + q
                 if span >= cfg.fuzzy_copies_needed(period) * q:
                     return self._verdict("fuzzy_loop", period, n + 1 - span, span // q, end)
         return None
+
+    def _starts_mid_line(self, k: int) -> bool:
+        """Whether line ``k`` ends with the line after it, as a separate word group, and is
+        longer: the model was writing line ``k`` when it fell into a loop of that line (BPE
+        tokenizes such a first copy differently, so the token view sees one copy fewer)."""
+        if k < 0 or k + 1 >= len(self._lines):
+            return False
+        line, unit = self._lines[k], self._lines[k + 1]
+        if len(unit) < self.config.reemission_min_chars or not has_letters(unit, 4):
+            return False
+        cut = len(line) - len(unit)
+        return cut > 0 and line.endswith(unit) and not line[cut - 1].isalnum()
 
     def _check_reemission(self, norm: str, n: int, start: int, end: int) -> Verdict | None:
         cfg = self.config

@@ -75,18 +75,26 @@ class PeriodTracker:
             for p in dead:
                 del active[p]
 
+        # Distances beyond max_period or already followed are filtered here, before the
+        # call: most repeats of natural text (" de" a page apart) are of that sort.
+        max_period = self.max_period
         last1, last2 = self._last1, self._last2
         last = last1.get(norm_symbol)
         last1[norm_symbol] = i
         # A candidate opens once two symbols in a row match at its distance: opening on
         # one would churn through every common token (" de", ",") of natural text.
-        if last is not None and i - last < i and norm[i - 1] == norm[last - 1]:
+        if (
+            last is not None
+            and 0 < last >= i - max_period
+            and norm[i - 1] == norm[last - 1]
+            and i - last not in active
+        ):
             hot = self._open(i, i - last) or hot
         if i:
             pair = (norm[i - 1] << 21) | (norm_symbol + 1)
             last = last2.get(pair)
             last2[pair] = i
-            if last is not None:
+            if last is not None and last >= i - max_period and i - last not in active:
                 hot = self._open(i, i - last) or hot
             if raw_symbol != norm_symbol:
                 # Folded numbers hide the period of a loop made only of numbers: " 20","2","5"
@@ -95,7 +103,7 @@ class PeriodTracker:
                 pair = (raw[i - 1] << 21) | (raw_symbol + 1)
                 last = self._last_raw2.get(pair)
                 self._last_raw2[pair] = i
-                if last is not None:
+                if last is not None and last >= i - max_period and i - last not in active:
                     hot = self._open(i, i - last) or hot
         return hot
 

@@ -109,6 +109,33 @@ def test_short_block_needs_a_full_third_copy():
     assert scan_text(INTRO + short * DEFAULT_CONFIG.copies_needed(period, "content")) is not None
 
 
+MID_LINE_UNIT = (
+    "a vida é breve e o tempo passa depressa demais para todos nós, disse ele, "
+    "olhando pela janela da sala"
+)
+
+
+def test_loop_that_begins_mid_line_counts_its_first_copy():
+    # "... disse que a vida é breve ...\na vida é breve ...\na vida é breve ...\n": the
+    # first copy ends a longer line and tokenizes differently (" a" vs "\na"), as with BPE
+    head = "O relatório da comissão disse que "
+    text = INTRO + head + MID_LINE_UNIT + "\n" + (MID_LINE_UNIT + "\n") * 2
+    verdict = scan_text(text)
+    assert verdict is not None and verdict.kind == "line_loop" and verdict.repeats == 3
+    ids, pieces = WordTokenizer().encode(text)
+    assert verdict.trip_at == len(ids)
+    kept = "".join(pieces[: verdict.onset + verdict.period])  # what recovery keeps
+    # one whole copy kept, up to its newline (the word tokenizer glues "\n" to the next word)
+    assert kept.count(MID_LINE_UNIT) == 1 and kept.split(MID_LINE_UNIT)[1] in ("\n", "\na")
+    assert scan_text(INTRO + (MID_LINE_UNIT + "\n") * 2) is None  # one copy fewer
+
+
+def test_line_ending_with_the_next_line_is_not_a_loop_by_itself():
+    echo = "E o coro responde: glória a Deus nas alturas e paz na terra\n"
+    unit = "glória a Deus nas alturas e paz na terra\n"
+    assert scan_text(INTRO + echo + unit + "Amém.\n") is None
+
+
 def test_header_re_emitted_between_other_lines():
     lines = []
     for i in range(12):
