@@ -3,6 +3,7 @@
     python -m training synth --out data/synth --seed 0 --count 1000
     python -m training sft --out runs/tiny --steps 8000
     python -m training eval --model models/ocrguard-tiny --per-kind 500
+    python -m training health --model runs/tiny/checkpoint
     python -m training export --out data/failures
     python -m training candidates --snapshot data/failures --model models/ocrguard-tiny --n 4
     python -m training pairs --snapshot data/failures --out data/pairs --judge structural
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-size", type=int, default=8, help="pages decoded together (tokens/s is per batch)"
     )
 
+    health = commands.add_parser(
+        "health", help="is the vision tower still telling images apart (visual-token collapse)"
+    )
+    health.add_argument("--model", type=Path, required=True, help="model or checkpoint folder")
+    health.add_argument("--probe", type=int, default=8, help="probe images")
+
     _add_retraining_commands(commands)
 
     args = parser.parse_args(argv)
@@ -84,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"checkpoint: {run(SftConfig(**values))}")
         return 0
+    if args.command == "health":
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        from .health import probe_samples, vision_health
+
+        processor = AutoProcessor.from_pretrained(args.model, local_files_only=True)
+        model = AutoModelForImageTextToText.from_pretrained(args.model, local_files_only=True)
+        result = vision_health(processor, model, probe_samples(args.probe))
+        print(json.dumps(result))
+        return 1 if result["collapsed"] else 0
     if args.command in RETRAINING_COMMANDS:
         return _run_retraining_command(args)
     from .evaluation import evaluate_models

@@ -17,6 +17,7 @@ from pathlib import Path
 from app.prompt import OCR_INSTRUCTION, ocr_messages
 
 from .architecture import ModelSize, build_model, build_processor, build_tokenizer
+from .health import probe_samples, vision_health
 from .synth import KINDS, Generator, Kind
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def run(config: SftConfig) -> Path:
     rewarm_from = state.get("rewarm_from")
     generator = Generator(config.seed)
     log = (out / "train.jsonl").open("a", encoding="utf-8")
+    probe = probe_samples()
+    _check_health(processor, model, probe, step, log)
     model.train()
     started = time.monotonic()
     while step < config.steps:
@@ -116,7 +119,24 @@ def run(config: SftConfig) -> Path:
             log.write(json.dumps({"step": step, "eval": scores}) + "\n")
             log.flush()
             logger.info("step %d eval %s", step, scores)
+            _check_health(processor, model, probe, step, log)
     return ckpt
+
+
+def _check_health(processor, model, probe, step: int, log) -> None:
+    """Log the vision tower's health (training/health.py); warn loudly on a collapse."""
+    health = vision_health(processor, model, probe)
+    log.write(json.dumps({"step": step, "health": health}) + "\n")
+    log.flush()
+    if health["collapsed"]:
+        logger.warning(
+            "step %d: visual tokens collapsed (pooled cosine %.4f): the model has stopped "
+            "looking at the image; lower --lr (issue #4)",
+            step,
+            health["pooled_cosine"],
+        )
+    else:
+        logger.info("step %d health %s", step, health)
 
 
 def collate(processor, samples) -> dict:

@@ -61,6 +61,11 @@ def test_sft_trains_logs_and_resumes(tmp_path):
     evals = [entry for entry in log if "eval" in entry]
     assert evals and set(evals[-1]["eval"]) == set(KINDS)
     assert all("cer" in scores for scores in evals[-1]["eval"].values())
+    health = [entry for entry in log if "health" in entry]
+    # checked when each run starts (steps 0 and 2) and after each evaluation (the final
+    # steps 2 and 4 of the two runs)
+    assert [entry["step"] for entry in health] == [0, 2, 2, 4]
+    assert all(entry["health"]["visual_token_norm"] > 0 for entry in health)
 
 
 def test_a_run_continued_from_a_release_warms_up_again():
