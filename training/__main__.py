@@ -4,6 +4,8 @@
     python -m training sft --out runs/tiny --steps 8000
     python -m training eval --model models/ocrguard-tiny --per-kind 500
     python -m training health --model runs/tiny/checkpoint
+    python -m training release --checkpoint runs/tiny/checkpoint --out models/ocrguard-tiny \
+        --revision sft-step-8000
     python -m training export --out data/failures
     python -m training candidates --snapshot data/failures --model models/ocrguard-tiny --n 4
     python -m training pairs --snapshot data/failures --out data/pairs --judge structural
@@ -65,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
         "--batch-size", type=int, default=8, help="pages decoded together (tokens/s is per batch)"
     )
 
+    rel = commands.add_parser(
+        "release", help="copy a checkpoint's inference files into a model folder with its card"
+    )
+    rel.add_argument("--checkpoint", type=Path, required=True, help="e.g. runs/tiny/checkpoint")
+    rel.add_argument("--out", type=Path, required=True, help="e.g. models/ocrguard-tiny")
+    rel.add_argument("--revision", required=True, help="e.g. sft-step-8000 (the card's revision)")
+    rel.add_argument(
+        "--card", type=Path, default=None, help="model card to install (default: keep --out's)"
+    )
+
     health = commands.add_parser(
         "health", help="is the vision tower still telling images apart (visual-token collapse)"
     )
@@ -91,6 +103,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         print(f"checkpoint: {run(SftConfig(**values))}")
         return 0
+    if args.command == "release":
+        from .release import release
+
+        card_file = args.card or args.out / "README.md"
+        if not card_file.is_file():
+            parser.error(f"no model card at {card_file}: pass --card")
+        card = _with_revision(card_file.read_text(encoding="utf-8"), args.revision)
+        print(f"released: {release(args.checkpoint, args.out, args.revision, card)}")
+        return 0
     if args.command == "health":
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
@@ -116,6 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))
     return 0
+
+
+def _with_revision(card: str, revision: str) -> str:
+    """The card with its ``revision:`` line (read by the service) set to ``revision``."""
+    lines = card.splitlines()
+    for n, line in enumerate(lines):
+        if line.startswith("revision:"):
+            lines[n] = f"revision: {revision}"
+            return "\n".join(lines) + "\n"
+    title, *rest = lines or [""]
+    return "\n".join([title, "", f"revision: {revision}", *rest]) + "\n"
 
 
 RETRAINING_COMMANDS = ("export", "candidates", "pairs", "dpo", "retrain")

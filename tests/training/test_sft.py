@@ -68,6 +68,48 @@ def test_sft_trains_logs_and_resumes(tmp_path):
     assert all(entry["health"]["visual_token_norm"] > 0 for entry in health)
 
 
+def test_release_makes_a_servable_folder_and_a_run_continues_from_it(tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from app.engines.huggingface import _read_revision
+    from training.__main__ import main as training_main
+
+    config = SftConfig(
+        out=tmp_path / "run",
+        steps=2,
+        batch_size=2,
+        warmup=1,
+        eval_every=1000,
+        eval_samples=1,
+        max_new_tokens=4,
+        vocab_size=320,
+        size=TINY,
+        threads=1,
+    )
+    checkpoint = run(config)
+    card = tmp_path / "card.md"
+    card.write_text("# tiny\n\nrevision: draft\n\nA test model.\n")
+    out = tmp_path / "models" / "tiny"
+    argv = ["release", "--checkpoint", str(checkpoint), "--out", str(out)]
+    assert training_main([*argv, "--revision", "sft-step-2", "--card", str(card)]) == 0
+    assert not (out / "trainer_state.pt").exists()  # no optimizer state in a release
+    assert json.loads((out / "training_state.json").read_text())["step"] == 2
+    assert _read_revision(out) == "sft-step-2"
+    AutoProcessor.from_pretrained(out, local_files_only=True)
+    AutoModelForImageTextToText.from_pretrained(out, local_files_only=True)
+    # a second release keeps the installed card and only moves its revision line
+    assert training_main([*argv, "--revision", "sft-step-2b"]) == 0
+    assert (
+        _read_revision(out) == "sft-step-2b" and "A test model." in (out / "README.md").read_text()
+    )
+    # and a new run continues from the released folder at its step
+    continued = SftConfig(**{**config.__dict__, "out": tmp_path / "run2", "steps": 3})
+    continued.init_from = str(out)
+    run(continued)
+    state = torch.load(continued.out / "checkpoint" / "trainer_state.pt", weights_only=False)
+    assert state["step"] == 3 and state["rewarm_from"] == 2
+
+
 def test_a_run_continued_from_a_release_warms_up_again():
     from training.sft import _lr
 
