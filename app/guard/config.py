@@ -21,7 +21,7 @@ class GuardConfig:
     failure records so that offline labels and online trips stay comparable.
     """
 
-    version: str = "2026.11.3"
+    version: str = "2026.11.4"
     """Identifies this set of thresholds in metrics, failure records and evaluations."""
 
     max_period: int = 256
@@ -68,6 +68,12 @@ class GuardConfig:
     """Fewest copies for a loop whose copies differ (changing numbers, a few substituted
     tokens)."""
 
+    fuzzy_numbers_min_copies: int = 64
+    """Fewest copies for a fuzzy loop whose copies differ only in their numbers
+    (``Parcela 1 de 36 ...``, ``Parcela 2 de 36 ...``): payment schedules, statements and
+    indexes repeat a row with new numbers dozens of times legitimately, while a counting
+    loop runs on to ``max_tokens``."""
+
     fuzzy_lag_tokens: int = 96
     """Like ``lag_tokens`` for fuzzy loops, which need more evidence than exact ones."""
 
@@ -96,6 +102,8 @@ class GuardConfig:
             raise ValueError("fuzzy_max_miss_ratio must be in [0, 0.5)")
         if self.fuzzy_min_copies < self.min_copies:
             raise ValueError("fuzzy_min_copies must be >= min_copies")
+        if self.fuzzy_numbers_min_copies < self.fuzzy_min_copies:
+            raise ValueError("fuzzy_numbers_min_copies must be >= fuzzy_min_copies")
         if self.reemission_min_count < 3:
             raise ValueError("reemission_min_count must be >= 3")
 
@@ -104,9 +112,11 @@ class GuardConfig:
         lag = self.numeric_lag_tokens if unit == "numeric" else self.lag_tokens
         return self.min_copies + lag // period
 
-    def fuzzy_copies_needed(self, period: int) -> int:
-        """Copies needed for a loop whose copies are not identical."""
-        return max(self.fuzzy_min_copies, self.min_copies + self.fuzzy_lag_tokens // period)
+    def fuzzy_copies_needed(self, period: int, numbers_only: bool = False) -> int:
+        """Copies needed for a loop whose copies are not identical (``numbers_only``: they
+        differ in their numbers and nothing else)."""
+        least = self.fuzzy_numbers_min_copies if numbers_only else self.fuzzy_min_copies
+        return max(least, self.min_copies + self.fuzzy_lag_tokens // period)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

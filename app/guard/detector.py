@@ -6,8 +6,8 @@ from collections.abc import Iterable, Sequence
 
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
 from .lines import LineTracker
-from .periods import EXACT, RUN, UNIT, PeriodTracker
-from .structure import classify_unit
+from .periods import EXACT, NUMBERS_ONLY, RUN, UNIT, PeriodTracker
+from .structure import classify_unit, fold_numbers
 from .verdict import LoopKind, Verdict
 
 # Token ids whose text is a number share this symbol in the fuzzy stream.
@@ -95,10 +95,30 @@ class LoopDetector:
             if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
                 return self._verdict(self._token_kind(p, i), p, exact, i)
             # Numbers and separators vary legitimately row after row (tables, indexes): only
-            # units with words can loop fuzzily.
-            if exact < run and unit == "content" and run + p >= cfg.fuzzy_copies_needed(p) * p:
+            # units with words can loop fuzzily, and copies that differ only in their
+            # numbers need many more copies (a payment schedule is not a counting loop).
+            if (
+                exact < run
+                and unit == "content"
+                and run + p >= cfg.fuzzy_copies_needed(p) * p
+                and (
+                    not self._numbers_only(state, p, i)
+                    or run + p >= cfg.fuzzy_copies_needed(p, numbers_only=True) * p
+                )
+            ):
                 return self._verdict("fuzzy_loop", p, run, i)
         return None
+
+    def _numbers_only(self, state: list, p: int, i: int) -> bool:
+        """Whether the latest copy of a fuzzy unit differs from the one before only in its
+        numbers; judged once per copy."""
+        copies = (state[RUN] + p) // p
+        judged = state[NUMBERS_ONLY]
+        if judged is None or judged[0] != copies:
+            last = self._text_between(i - p + 1, i + 1)
+            before = self._text_between(i - 2 * p + 1, i - p + 1)
+            judged = state[NUMBERS_ONLY] = (copies, fold_numbers(last) == fold_numbers(before))
+        return judged[1]
 
     def _over_threshold(self, run: int, p: int, unit: UnitClass, copies: int) -> bool:
         cfg = self.config

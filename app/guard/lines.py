@@ -112,8 +112,9 @@ class LineTracker:
                         verdict = Verdict(kind, period, onset, span, end)
                     return verdict
             if run_fuzzy > run_exact and unit == "content":
+                # lines match here with their numbers folded: copies differ in numbers only
                 span = run_fuzzy + q
-                if span >= cfg.fuzzy_copies_needed(period) * q:
+                if span >= cfg.fuzzy_copies_needed(period, numbers_only=True) * q:
                     return self._verdict("fuzzy_loop", period, n + 1 - span, span // q, end)
         return None
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# Candidate state, kept in a small list for speed: [run, exact_run, misses, unit_class].
-RUN, EXACT, MISSES, UNIT = 0, 1, 2, 3
+# Candidate state, kept in a small list for speed:
+# [run, exact_run, misses, unit_class, (copies, numbers_only) once judged].
+RUN, EXACT, MISSES, UNIT, NUMBERS_ONLY = 0, 1, 2, 3, 4
 
 
 class PeriodTracker:
@@ -124,5 +125,5 @@ class PeriodTracker:
         k = i
         while k > j and raw[k] == raw[k - p]:
             k -= 1
-        self.active[p] = [run, i - k, 0, None]
+        self.active[p] = [run, i - k, 0, None, None]
         return run >= self.min_copies * p

@@ -50,3 +50,8 @@ def has_letters(text: str, minimum: int = 1) -> bool:
             if count >= minimum:
                 return True
     return False
+
+
+def fold_numbers(text: str) -> str:
+    """``text`` with every number replaced by ``0`` and nothing else changed."""
+    return _DIGITS.sub("0", text)

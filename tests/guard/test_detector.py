@@ -67,6 +67,26 @@ def test_fuzzy_loop_with_changing_numbers():
     assert verdict is not None and verdict.kind == "fuzzy_loop"
 
 
+def test_counting_loop_needs_more_copies_than_a_drifting_one():
+    # copies that differ only in a counter: a payment schedule looks the same for 36 rows
+    row = "Artigo {}. O contribuinte deverá apresentar a declaração.\n"
+    counting = "".join(row.format(i) for i in range(1, 90))
+    verdict = scan_text(counting)
+    needed = DEFAULT_CONFIG.fuzzy_numbers_min_copies
+    assert verdict is not None and verdict.kind == "fuzzy_loop" and verdict.repeats == needed
+    assert scan_text("".join(row.format(i) for i in range(1, needed))) is None
+    # copies in which one word drifts (never the same spelling twice) trip much earlier
+    letters = "abcdefghij"
+    drifting = "".join(
+        f"O contribuinte deverá apresentar a declaração anual ao fiscal {letters[i // 10]}"
+        f"{letters[i % 10]}ro da receita estadual até o fim do mês corrente.\n"
+        for i in range(40)
+    )
+    verdict = scan_text(drifting)
+    assert verdict is not None and verdict.kind == "fuzzy_loop"
+    assert verdict.repeats <= DEFAULT_CONFIG.fuzzy_min_copies + 1
+
+
 def test_number_run_split_into_several_number_tokens():
     # A year run as the embedded model's BPE emits it: " 20" "2" "5" again and again. With
     # numbers folded the stream is one symbol, so the period (3) comes from the raw tokens.
@@ -171,6 +191,16 @@ LEGITIMATE = {
     ),
     "ruled-lines": "=" * 80 + "\nRELATÓRIO\n" + "-" * 80 + "\n",
     "santo": "Santo, Santo, Santo, Senhor Deus do universo.",
+    "installment-schedule": "CARNÊ DE PAGAMENTO\nCliente: Maria da Silva\n"
+    + "".join(
+        f"Parcela {i:02d} de 48 - Vencimento 10/{(i - 1) % 12 + 1:02d}/{2025 + (i - 1) // 12}"
+        " - Valor R$ 150,00\n"
+        for i in range(1, 49)
+    ),
+    "payment-history-table": "".join(
+        f"| {i} | 10/{(i - 1) % 12 + 1:02d}/2025 | Boleto bancário pago | R$ 150,00 |\n"
+        for i in range(1, 49)
+    ),
 }
 
 
