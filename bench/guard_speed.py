@@ -2,16 +2,21 @@
 
     .venv/bin/python bench/guard_speed.py
     .venv/bin/python bench/guard_speed.py --tokenizer runs/tiny/checkpoint --repeat 5
+    .venv/bin/python bench/guard_speed.py --against HEAD~1   # the guard at a git ref, side by side
 
 Each case feeds one token per call, as the service does. Best of ``--repeat`` runs (the
-machine is shared; the minimum is the least disturbed measurement).
+machine is shared; the minimum is the least disturbed measurement). With ``--against``,
+the two detectors take turns on every repeat, so a busy machine slows both alike.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import random
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,20 +28,34 @@ from app.guard import LoopDetector  # noqa: E402
 from bench.guard_quality import encode  # noqa: E402
 
 
-def run_case(ids: list[int], texts: list[str], repeat: int) -> tuple[float, int]:
-    best = float("inf")
-    fed = 0
+def run_case(detectors: list[type], ids: list[int], texts: list[str], repeat: int):
+    """(µs per token, tokens fed) of each detector class, taking turns on every repeat."""
+    best = [float("inf")] * len(detectors)
+    fed = [0] * len(detectors)
     for _ in range(repeat):
-        detector = LoopDetector()
-        feed = detector.feed
-        start = time.perf_counter()
-        fed = 0
-        for token, text in zip(ids, texts):
-            fed += 1
-            if feed((token,), text) is not None:
-                break
-        best = min(best, time.perf_counter() - start)
-    return best / fed * 1e6, fed
+        for k, detector_class in enumerate(detectors):
+            feed = detector_class().feed
+            start = time.perf_counter()
+            n = 0
+            for token, text in zip(ids, texts):
+                n += 1
+                if feed((token,), text) is not None:
+                    break
+            best[k] = min(best[k], time.perf_counter() - start)
+            fed[k] = n
+    return [(b / n * 1e6, n) for b, n in zip(best, fed)]
+
+
+def detector_at(ref: str) -> type:
+    """``LoopDetector`` as ``app/guard`` was at git ``ref`` (imported from a temporary copy)."""
+    folder = Path(tempfile.mkdtemp(prefix="guard-ref-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, "app/guard"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    (folder / "app/guard").rename(folder / "guard_at_ref")
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("guard_at_ref").LoopDetector
 
 
 def main() -> int:
@@ -45,7 +64,9 @@ def main() -> int:
     )
     parser.add_argument("--tokenizer", default=str(EMBEDDED_MODEL))
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--against", metavar="GIT_REF", help="also time the guard at this ref")
     args = parser.parse_args()
+    detectors = [LoopDetector] + ([detector_at(args.against)] if args.against else [])
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
@@ -65,19 +86,20 @@ def main() -> int:
                 prefix_texts + unit_texts * 40,
             )
         )
-    print(f"tokenizer: {args.tokenizer}; best of {args.repeat}\n")
-    print("| case | tokens fed | µs / token | tokens / s |")
-    print("|---|---|---|---|")
-    total_time = total_tokens = 0.0
+    names = ["working tree"] + ([args.against] if args.against else [])
+    print(f"tokenizer: {args.tokenizer}; best of {args.repeat}; guard: {', '.join(names)}\n")
+    print("| case | guard | tokens fed | µs / token | tokens / s |")
+    print("|---|---|---|---|---|")
+    total_time = [0.0] * len(detectors)
+    total_tokens = [0] * len(detectors)
     for name, case_ids, case_texts in cases:
-        us, fed = run_case(case_ids, case_texts, args.repeat)
-        total_time += us * fed
-        total_tokens += fed
-        print(f"| {name} | {fed} | {us:.2f} | {1e6 / us:,.0f} |")
-    print(
-        f"| **all cases** | {int(total_tokens)} | {total_time / total_tokens:.2f} | "
-        f"{1e6 * total_tokens / total_time:,.0f} |"
-    )
+        for k, (us, fed) in enumerate(run_case(detectors, case_ids, case_texts, args.repeat)):
+            total_time[k] += us * fed
+            total_tokens[k] += fed
+            print(f"| {name} | {names[k]} | {fed} | {us:.2f} | {1e6 / us:,.0f} |")
+    for k, name in enumerate(names):
+        us = total_time[k] / total_tokens[k]
+        print(f"| **all cases** | {name} | {total_tokens[k]} | {us:.2f} | {1e6 / us:,.0f} |")
     return 0
 
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 # [run, exact_run, misses, unit_class, (copies, numbers_only) once judged].
 RUN, EXACT, MISSES, UNIT, NUMBERS_ONLY = 0, 1, 2, 3, 4
 
+# How many of a pair's latest occurrences open candidates: a unit is found once one of its
+# pairs occurs at most this often in it.
+_PAIR_CHAIN = 8
+
 
 class PeriodTracker:
     """Knows, after each symbol, which periods the end of the stream repeats with.
@@ -14,9 +18,10 @@ class PeriodTracker:
     places before them, so the stream ends with ``(run + p) / p`` copies of a unit of ``p``
     symbols. Checking every ``p`` up to ``max_period`` would cost ``max_period`` steps per
     symbol; instead a period becomes a candidate only when the current symbol (or the
-    current pair) last occurred exactly ``p`` places back, which is how every loop shows
-    itself once its second copy starts, and a candidate is dropped as soon as the stream
-    stops following it. Natural text keeps one or two candidates alive at a time.
+    current pair, or one of that pair's last few occurrences) lies exactly ``p`` places
+    back, which is how every loop shows itself once its second copy starts, and a
+    candidate is dropped as soon as the stream stops following it. Natural text keeps one
+    or two candidates alive at a time.
 
     Each symbol comes as a pair: ``norm`` (numbers folded together, which lets copies that
     differ only in their numbers match) and ``raw``. ``run`` counts matches of ``norm`` and
@@ -34,6 +39,7 @@ class PeriodTracker:
         "_last1",
         "_last2",
         "_last_raw2",
+        "_before2",
     )
 
     def __init__(self, max_period: int, max_miss_ratio: float, min_copies: int) -> None:
@@ -47,6 +53,8 @@ class PeriodTracker:
         self._last1: dict[int, int] = {}
         self._last2: dict[int, int] = {}
         self._last_raw2: dict[int, int] = {}
+        # per position i >= 1: where the pair ending there occurred before (-1: never)
+        self._before2: list[int] = []
 
     def push(self, norm_symbol: int, raw_symbol: int) -> bool:
         """Append a symbol; True when some candidate has reached ``min_copies`` copies."""
@@ -95,8 +103,24 @@ class PeriodTracker:
             pair = (norm[i - 1] << 21) | (norm_symbol + 1)
             last = last2.get(pair)
             last2[pair] = i
-            if last is not None and last >= i - max_period and i - last not in active:
-                hot = self._open(i, i - last) or hot
+            before = self._before2
+            before.append(-1 if last is None else last)
+            if last is not None and last >= i - max_period:
+                if i - last not in active:
+                    hot = self._open(i, i - last) or hot
+                # Walk back through the pair's earlier occurrences too: in a unit where every
+                # symbol and pair recurs (A A B A B A: pairs 2 and 4 apart, never 6), the
+                # pair's m-th occurrence back is one whole unit back, m being how often the
+                # pair occurs in the unit. Bounded, and only where three symbols match, so
+                # the common pairs of clean text do not open a candidate each.
+                lowest = max(2, i - max_period)
+                third = norm[i - 2]  # i >= 2: the pair occurred before
+                for _ in range(_PAIR_CHAIN - 1):
+                    last = before[last - 1]
+                    if last < lowest:  # so is -1, no earlier occurrence
+                        break
+                    if norm[last - 2] == third and i - last not in active:
+                        hot = self._open(i, i - last) or hot
             if raw_symbol != norm_symbol:
                 # Folded numbers hide the period of a loop made only of numbers: " 20","2","5"
                 # repeated (a year run) is one folded symbol over and over, period 1, whose
