@@ -6,9 +6,9 @@ from __future__ import annotations
 # [run, exact_run, misses, unit_class, (copies, numbers_only) once judged].
 RUN, EXACT, MISSES, UNIT, NUMBERS_ONLY = 0, 1, 2, 3, 4
 
-# How many of a pair's latest occurrences open candidates: a unit is found once one of its
-# pairs occurs at most this often in it.
-_PAIR_CHAIN = 8
+# How many of a pair's occurrences before its latest also open candidates: a unit is found
+# once one of its pairs occurs at most this often plus one in it.
+_EARLIER_PAIRS = 7
 
 
 class PeriodTracker:
@@ -87,7 +87,7 @@ class PeriodTracker:
         # Distances beyond max_period or already followed are filtered here, before the
         # call: most repeats of natural text (" de" a page apart) are of that sort.
         max_period = self.max_period
-        last1, last2 = self._last1, self._last2
+        last1, last2, before = self._last1, self._last2, self._before2
         last = last1.get(norm_symbol)
         last1[norm_symbol] = i
         # A candidate opens once two symbols in a row match at its distance: opening on
@@ -103,7 +103,6 @@ class PeriodTracker:
             pair = (norm[i - 1] << 21) | (norm_symbol + 1)
             last = last2.get(pair)
             last2[pair] = i
-            before = self._before2
             before.append(-1 if last is None else last)
             if last is not None and last >= i - max_period:
                 if i - last not in active:
@@ -115,7 +114,7 @@ class PeriodTracker:
                 # the common pairs of clean text do not open a candidate each.
                 lowest = max(2, i - max_period)
                 third = norm[i - 2]  # i >= 2: the pair occurred before
-                for _ in range(_PAIR_CHAIN - 1):
+                for _ in range(_EARLIER_PAIRS):
                     last = before[last - 1]
                     if last < lowest:  # so is -1, no earlier occurrence
                         break
