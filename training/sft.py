@@ -18,7 +18,7 @@ from app.prompt import OCR_INSTRUCTION, ocr_messages
 
 from .architecture import ModelSize, build_model, build_processor, build_tokenizer
 from .health import probe_samples, vision_health
-from .synth import KINDS, Generator, Kind
+from .synth import DRILLS, KINDS, Generator, Kind
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,9 @@ class SftConfig:
 def run(config: SftConfig) -> Path:
     import torch
 
+    unknown = set(config.mix.split(",")) - set(KINDS + DRILLS)
+    if unknown:  # fail now, not at the first step that draws the kind
+        raise ValueError(f"unknown kinds in --mix: {sorted(unknown)}; known: {KINDS + DRILLS}")
     torch.set_num_threads(config.threads)
     out = config.out
     ckpt = out / "checkpoint"

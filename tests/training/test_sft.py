@@ -11,19 +11,34 @@ import torch
 from app.prompt import parse_output
 from training.architecture import TINY
 from training.sft import SftConfig, run
-from training.synth import KINDS, Generator
+from training.synth import DRILLS, KINDS, Generator, _vocabulary
 
 pytestmark = pytest.mark.slow
 
 
 def test_synth_is_deterministic_and_targets_parse():
     a, b = Generator(3), Generator(3)
-    for i, kind in enumerate(KINDS):
+    for i, kind in enumerate(KINDS + DRILLS):
         first, second = a.sample(i, kind), b.sample(i, kind)
         assert first.target == second.target
         assert list(first.image.getdata()) == list(second.image.getdata())
         assert parse_output(first.target) == first.fields
     assert Generator(4).sample(0, "line").target != Generator(3).sample(0, "line").target
+
+
+def test_the_words_drill_draws_random_corpus_words():
+    vocabulary = set(_vocabulary())
+    texts = [Generator(0).sample(i, "words").fields.text for i in range(200)]
+    for text in texts:
+        *whole, last = text.split()  # the last word may be cut at the line's length
+        assert set(whole) <= vocabulary and any(w.startswith(last) for w in vocabulary)
+    assert len(set(texts)) == len(texts)
+
+
+def test_an_unknown_kind_in_the_mix_is_refused_before_training(tmp_path):
+    with pytest.raises(ValueError, match="bogus"):
+        run(SftConfig(out=tmp_path / "run", steps=1, mix="line,bogus"))
+    assert not (tmp_path / "run").exists()
 
 
 def test_sft_trains_logs_and_resumes(tmp_path):
