@@ -28,6 +28,7 @@ EVAL_SEED = 1_000_003
 class KindScores:
     pages: int = 0
     cer_sum: float = 0.0
+    exact: int = 0
     valid_json: int = 0
     degenerate: int = 0
     tokens: int = 0
@@ -39,6 +40,7 @@ class KindScores:
         return {
             "pages": self.pages,
             "cer": round(self.cer_sum / n, 4),
+            "exact_rate": round(self.exact / n, 4),
             "valid_json_rate": round(self.valid_json / n, 4),
             "degeneration_rate": round(self.degenerate / n, 4),
             "mean_generated_tokens": round(self.tokens / n, 1),
@@ -53,13 +55,14 @@ def evaluate_model(
     max_new_tokens: int,
     batch_size: int = 8,
     seed: int = EVAL_SEED,
+    records: list[dict] | None = None,
 ) -> dict[str, dict]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_path, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(model_path, local_files_only=True).eval()
     return evaluate_loaded(
-        processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, label=model_path
+        processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, model_path, records
     )
 
 
@@ -72,8 +75,12 @@ def evaluate_loaded(
     batch_size: int = 8,
     seed: int = EVAL_SEED,
     label: str = "model",
+    records: list[dict] | None = None,
 ) -> dict[str, dict]:
-    """``evaluate_model`` for a model already in memory (SFT's periodic evaluation)."""
+    """``evaluate_model`` for a model already in memory (SFT's periodic evaluation).
+
+    With ``records``, one dict per page (kind, reference, hypothesis, cer) is appended to it.
+    """
     import torch
 
     tokenizer = processor.tokenizer
@@ -108,7 +115,19 @@ def evaluate_loaded(
                 scores.tokens += len(ids)
                 fields = parse_output(text)
                 hypothesis = transcription(fields) if fields is not None else text
-                scores.cer_sum += cer(hypothesis, transcription(sample.fields))
+                reference = transcription(sample.fields)
+                error = cer(hypothesis, reference)
+                scores.cer_sum += error
+                scores.exact += hypothesis == reference
+                if records is not None:
+                    records.append(
+                        {
+                            "kind": kind,
+                            "reference": reference,
+                            "hypothesis": hypothesis,
+                            "cer": error,
+                        }
+                    )
                 scores.valid_json += fields is not None
                 scores.degenerate += verdict is not None or hit_limit
                 if len(scores.examples) < 3:
@@ -161,12 +180,15 @@ def evaluate_models(
         f"batch {batch_size}, "
         f"guard {DEFAULT_CONFIG.version}\n"
     )
-    print("| model | kind | pages | CER | valid JSON | degeneration | mean tokens | tokens/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| model | kind | pages | CER | exact | valid JSON | degeneration | mean tokens | tokens/s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for model, by_kind in results.items():
         for kind, s in by_kind.items():
             print(
-                f"| {Path(model).name} | {kind} | {s['pages']} | {s['cer']:.3f} | {s['valid_json_rate']:.1%} | "
+                f"| {Path(model).name} | {kind} | {s['pages']} | {s['cer']:.3f} | {s['exact_rate']:.1%} | "
+                f"{s['valid_json_rate']:.1%} | "
                 f"{s['degeneration_rate']:.1%} | {s['mean_generated_tokens']} | {s['tokens_per_second']} |"
             )
     return {
