@@ -96,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.count} samples to {out}")
         return 0
     if args.command == "sft":
-        from .sft import run
+        from .sft import mix_kinds, run
+
+        try:
+            mix_kinds(args.mix)
+        except ValueError as error:
+            parser.error(str(error))
 
         values = {
             f.name: getattr(args, f.name) for f in dataclasses.fields(SftConfig) if f.name != "size"

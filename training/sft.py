@@ -64,9 +64,7 @@ class SftConfig:
 def run(config: SftConfig) -> Path:
     import torch
 
-    unknown = set(config.mix.split(",")) - set(KINDS + DRILLS)
-    if unknown:  # fail now, not at the first step that draws the kind
-        raise ValueError(f"unknown kinds in --mix: {sorted(unknown)}; known: {KINDS + DRILLS}")
+    mix_kinds(config.mix)  # fail now, not at the first step that draws an unknown kind
     torch.set_num_threads(config.threads)
     out = config.out
     ckpt = out / "checkpoint"
@@ -177,7 +175,16 @@ def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, 
 def _kinds_at(step: int, config: SftConfig) -> tuple[Kind, ...]:
     if step < config.lines_only_until * config.steps:
         return ("chars", "line")
-    return tuple(config.mix.split(","))  # type: ignore[return-value]
+    return mix_kinds(config.mix)
+
+
+def mix_kinds(mix: str) -> tuple[Kind, ...]:
+    """The kinds of ``--mix`` in order; ValueError naming any that synth cannot draw."""
+    kinds = tuple(mix.split(","))
+    unknown = set(kinds) - set(KINDS + DRILLS)
+    if unknown:
+        raise ValueError(f"unknown kinds in --mix: {sorted(unknown)}; known: {KINDS + DRILLS}")
+    return kinds  # type: ignore[return-value]
 
 
 def _lr(step: int, config: SftConfig, rewarm_from: int | None = None) -> float:
