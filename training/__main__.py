@@ -89,6 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    option = {"synth": "kinds", "eval": "kinds", "sft": "mix"}.get(args.command)
+    if option is not None:  # a typo in a kind is a usage error, not a crash mid-run
+        from .synth import parse_kinds
+
+        try:
+            parse_kinds(getattr(args, option))
+        except ValueError as error:
+            parser.error(f"--{option}: {error}")
     if args.command == "synth":
         from .synth import write_dataset
 
@@ -96,12 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {args.count} samples to {out}")
         return 0
     if args.command == "sft":
-        from .sft import mix_kinds, run
-
-        try:
-            mix_kinds(args.mix)
-        except ValueError as error:
-            parser.error(str(error))
+        from .sft import run
 
         values = {
             f.name: getattr(args, f.name) for f in dataclasses.fields(SftConfig) if f.name != "size"

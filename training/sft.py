@@ -18,7 +18,7 @@ from app.prompt import OCR_INSTRUCTION, ocr_messages
 
 from .architecture import ModelSize, build_model, build_processor, build_tokenizer
 from .health import probe_samples, vision_health
-from .synth import DRILLS, KINDS, Generator, Kind
+from .synth import KINDS, Generator, Kind, parse_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class SftConfig:
 def run(config: SftConfig) -> Path:
     import torch
 
-    mix_kinds(config.mix)  # fail now, not at the first step that draws an unknown kind
+    parse_kinds(config.mix)  # fail now, not at the first step that draws an unknown kind
     torch.set_num_threads(config.threads)
     out = config.out
     ckpt = out / "checkpoint"
@@ -175,16 +175,7 @@ def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, 
 def _kinds_at(step: int, config: SftConfig) -> tuple[Kind, ...]:
     if step < config.lines_only_until * config.steps:
         return ("chars", "line")
-    return mix_kinds(config.mix)
-
-
-def mix_kinds(mix: str) -> tuple[Kind, ...]:
-    """The kinds of ``--mix`` in order; ValueError naming any that synth cannot draw."""
-    kinds = tuple(mix.split(","))
-    unknown = set(kinds) - set(KINDS + DRILLS)
-    if unknown:
-        raise ValueError(f"unknown kinds in --mix: {sorted(unknown)}; known: {KINDS + DRILLS}")
-    return kinds  # type: ignore[return-value]
+    return parse_kinds(config.mix)
 
 
 def _lr(step: int, config: SftConfig, rewarm_from: int | None = None) -> float:

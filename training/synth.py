@@ -32,6 +32,16 @@ KINDS: tuple[Kind, ...] = ("chars", "line", "block", "table", "receipt", "form")
 # Training-only drills aimed at one weakness; never evaluated, so the held-out set stays put.
 DRILLS: tuple[Kind, ...] = ("words",)
 
+
+def parse_kinds(text: str) -> tuple[Kind, ...]:
+    """``"line,line,block"`` -> its kinds in order; ValueError naming any that cannot be drawn."""
+    kinds = tuple(text.split(","))
+    unknown = set(kinds) - set(KINDS + DRILLS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; known: {', '.join(KINDS + DRILLS)}")
+    return kinds  # type: ignore[return-value]
+
+
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_SOURCES = sorted((ROOT / "bench/guard/corpus/legit").glob("*-br-*.txt")) + sorted(
     (ROOT / "bench/guard/corpus/legit").glob("*-pt-*.txt")

@@ -35,14 +35,23 @@ def test_the_words_drill_draws_random_corpus_words():
     assert len(set(texts)) == len(texts)
 
 
-def test_an_unknown_kind_in_the_mix_is_refused_before_training(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("command", "option"), [("sft", "--mix"), ("synth", "--kinds"), ("eval", "--kinds")]
+)
+def test_an_unknown_kind_is_a_usage_error_before_any_work(tmp_path, capsys, command, option):
     from training.__main__ import main as training_main
 
+    with pytest.raises(SystemExit) as exit_:
+        model = ["--model", "models/ocrguard-tiny"] if command == "eval" else []
+        training_main([command, *model, "--out", str(tmp_path / "out"), option, "line,bogus"])
+    assert exit_.value.code == 2
+    assert f"{option}: unknown kinds ['bogus']" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sft_refuses_an_unknown_kind_in_the_mix_before_training(tmp_path):
     with pytest.raises(ValueError, match="bogus"):
         run(SftConfig(out=tmp_path / "run", steps=1, mix="line,bogus"))
-    with pytest.raises(SystemExit) as exit_:
-        training_main(["sft", "--out", str(tmp_path / "run"), "--mix", "line,bogus"])
-    assert exit_.value.code == 2 and "unknown kinds in --mix: ['bogus']" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
