@@ -11,7 +11,7 @@ import torch
 from app.prompt import parse_output
 from training.architecture import TINY
 from training.sft import SftConfig, run
-from training.synth import DRILLS, KINDS, Generator, _vocabulary
+from training.synth import DRILLS, KINDS, PAGE_WIDTH, Generator, _vocabulary
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,23 @@ def test_the_words_drill_draws_random_corpus_words():
         *whole, last = text.split()  # the last word may be cut at the line's length
         assert set(whole) <= vocabulary and any(w.startswith(last) for w in vocabulary)
     assert len(set(texts)) == len(texts)
+
+
+def test_the_wordblock_drill_is_a_block_page_of_random_corpus_words():
+    vocabulary = set(_vocabulary())
+    pages = [Generator(0).sample(i, "wordblock") for i in range(100)]
+    for page in pages:
+        lines = page.fields.text.split("\n")
+        assert 2 <= len(lines) <= 5
+        header = (page.fields.header, {w.upper() for w in vocabulary})  # drawn in capitals
+        for line, known in [header, *((line, vocabulary) for line in lines)]:
+            *whole, last = line.split()  # the last word may be cut at 48 characters
+            assert set(whole) <= known and any(w.startswith(last) for w in known)
+            assert len(line) <= 48
+    assert len({page.fields.text for page in pages}) == len(pages)
+    # drawn like a prose block: on the block's wider page, not the 448-pixel default
+    for kind_pages in (pages, [Generator(0).sample(i, "block") for i in range(100)]):
+        assert PAGE_WIDTH < max(page.image.width for page in kind_pages) <= 640
 
 
 @pytest.mark.parametrize(
