@@ -90,17 +90,18 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     option = {"synth": "kinds", "eval": "kinds", "sft": "mix"}.get(args.command)
+    kinds = ()
     if option is not None:  # a typo in a kind is a usage error, not a crash mid-run
         from .synth import parse_kinds
 
         try:
-            parse_kinds(getattr(args, option))
+            kinds = parse_kinds(getattr(args, option))
         except ValueError as error:
             parser.error(f"--{option}: {error}")
     if args.command == "synth":
         from .synth import write_dataset
 
-        out = write_dataset(args.out, args.seed, args.count, tuple(args.kinds.split(",")))
+        out = write_dataset(args.out, args.seed, args.count, kinds)
         print(f"wrote {args.count} samples to {out}")
         return 0
     if args.command == "sft":
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     results = evaluate_models(
         args.model,
-        tuple(args.kinds.split(",")),
+        kinds,
         args.per_kind,
         args.max_new_tokens,
         args.threads,

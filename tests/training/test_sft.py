@@ -66,6 +66,23 @@ def test_an_unknown_kind_is_a_usage_error_before_any_work(tmp_path, capsys, comm
     assert not (tmp_path / "out").exists()
 
 
+def test_synth_writes_the_kinds_it_is_asked_for_in_order(tmp_path):
+    from training.__main__ import main as training_main
+
+    out = tmp_path / "data"
+    assert (
+        training_main(
+            ["synth", "--out", str(out), "--count", "4", "--seed", "3", "--kinds", "line,wordblock"]
+        )
+        == 0
+    )
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    assert [row["kind"] for row in rows] == ["line", "wordblock", "line", "wordblock"]
+    for row in rows:
+        assert row["target"] == Generator(3).sample(row["index"], row["kind"]).target
+        assert (out / row["image"]).is_file()
+
+
 def test_sft_refuses_an_unknown_kind_in_the_mix_before_training(tmp_path):
     with pytest.raises(ValueError, match="bogus"):
         run(SftConfig(out=tmp_path / "run", steps=1, mix="line,bogus"))
