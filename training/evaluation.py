@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from app.engines.detokenizer import IncrementalDetokenizer
@@ -79,7 +79,8 @@ def evaluate_loaded(
 ) -> dict[str, dict]:
     """``evaluate_model`` for a model already in memory (SFT's periodic evaluation).
 
-    With ``records``, one dict per page (kind, reference, hypothesis, cer) is appended to it.
+    With ``records``, one dict per page (kind, reference, hypothesis, cer, and both sides'
+    fields as dicts; ``hypothesis_fields`` is None where the output is not the JSON) is appended.
     """
     import torch
 
@@ -126,6 +127,8 @@ def evaluate_loaded(
                             "reference": reference,
                             "hypothesis": hypothesis,
                             "cer": error,
+                            "reference_fields": asdict(sample.fields),
+                            "hypothesis_fields": asdict(fields) if fields is not None else None,
                         }
                     )
                 scores.valid_json += fields is not None

@@ -1,0 +1,89 @@
+"""Where the embedded model's prose-block errors are: by field, and whether it reads or recalls.
+
+    .venv/bin/python bench/block_errors.py --model models/ocrguard-tiny --pages 500
+
+Held-out block pages (training/synth.py, the evaluation seed, the same pages as ``training
+eval``), greedy decoding. Per field (header, margin, body, footer): CER over the pages that
+have that field in truth or in output, and the share exactly right. Then the body line by
+line, output line n against true line n: exact, **recalled** (the output line is a line of
+the pt-BR corpus, cut at 48 characters as blocks draw them, but not the true one: the model
+wrote a memorised line instead of reading), missing (the output has fewer lines) or other.
+``--kind wordblock`` runs the training drill of the same layout, whose lines are random
+corpus words: there is nothing to recall, so its CER is what the model reads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from training.cer import cer  # noqa: E402
+from training.evaluation import evaluate_model  # noqa: E402
+from training.synth import _sentences  # noqa: E402
+
+FIELDS = ("header", "margin", "text", "footer")
+
+
+def body_lines(records: list[dict]) -> dict[str, int]:
+    corpus = {line[:48] for line in _sentences()}
+    counts = dict.fromkeys(("exact", "recalled", "missing", "other"), 0)
+    for record in records:
+        truth = record["reference_fields"]["text"].split("\n")
+        fields = record["hypothesis_fields"]
+        output = fields["text"].split("\n") if fields else []
+        for n, line in enumerate(truth):
+            if n >= len(output):
+                counts["missing"] += 1
+            elif output[n] == line:
+                counts["exact"] += 1
+            elif output[n] in corpus:
+                counts["recalled"] += 1
+            else:
+                counts["other"] += 1
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="models/ocrguard-tiny")
+    parser.add_argument("--pages", type=int, default=500)
+    parser.add_argument("--kind", default="block", choices=("block", "wordblock"))
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(2)
+    records: list[dict] = []
+    evaluate_model(args.model, (args.kind,), args.pages, 256, batch_size=32, records=records)
+    page_cer = sum(r["cer"] for r in records) / len(records)
+    print(
+        f"model {args.model}: {len(records)} held-out {args.kind} pages, greedy, CER {page_cer:.3f}"
+    )
+    print(f"({sum(r['hypothesis_fields'] is None for r in records)} outputs not the page JSON)\n")
+    print("| field | pages | CER | exact |")
+    print("|---|---|---|---|")
+    for name in FIELDS:
+        pairs = [
+            (r["reference_fields"][name], (r["hypothesis_fields"] or {}).get(name, ""))
+            for r in records
+        ]
+        pairs = [(truth, out) for truth, out in pairs if truth or out]
+        if pairs:
+            mean = sum(cer(out, truth) if truth else 1.0 for truth, out in pairs) / len(pairs)
+            exact = sum(out == truth for truth, out in pairs) / len(pairs)
+            label = "body" if name == "text" else name
+            print(f"| {label} | {len(pairs)} | {mean:.3f} | {exact:.1%} |")
+    counts = body_lines(records)
+    total = sum(counts.values())
+    print(f"\nbody lines, output line n against true line n ({total} true lines):\n")
+    print("| " + " | ".join(counts) + " |")
+    print("|" + "---|" * len(counts))
+    print("| " + " | ".join(f"{n} ({n / total:.1%})" for n in counts.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
