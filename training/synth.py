@@ -9,7 +9,7 @@ fonts (PIL's built-in font where DejaVu is missing) with mild noise, blur and ro
 Kinds: ``line`` (one line; ``chars`` = random strings, the curriculum's language-free
 start), ``block`` (header, body, footer, margin note), ``table``, ``receipt`` and ``form``
 (the layouts with legitimately repeated values and empty cells where production models loop).
-Training-only drills, never evaluated: ``words`` (a line of corpus words in random order) and
+Training drills, outside the acceptance evaluation: ``words`` (a line of corpus words in random order) and
 ``wordblock`` (the block layout with such lines), where no memorised corpus line can stand in
 for reading.
 """
@@ -32,7 +32,7 @@ from app.prompt import PageFields
 Kind = Literal["chars", "words", "wordblock", "line", "block", "table", "receipt", "form"]
 # The kinds of page that are evaluated (and whose targets train the tokenizer).
 KINDS: tuple[Kind, ...] = ("chars", "line", "block", "table", "receipt", "form")
-# Training-only drills aimed at one weakness; never evaluated, so the held-out set stays put.
+# Training drills aimed at one weakness, outside the acceptance evaluation (held-out set unchanged).
 DRILLS: tuple[Kind, ...] = ("words", "wordblock")
 
 
