@@ -9,9 +9,9 @@ fonts (PIL's built-in font where DejaVu is missing) with mild noise, blur and ro
 Kinds: ``line`` (one line; ``chars`` = random strings, the curriculum's language-free
 start), ``block`` (header, body, footer, margin note), ``table``, ``receipt`` and ``form``
 (the layouts with legitimately repeated values and empty cells where production models loop).
-Training drills, outside the acceptance evaluation: ``words`` (a line of corpus words in random order) and
-``wordblock`` (the block layout with such lines), where no memorised corpus line can stand in
-for reading.
+Training drills, outside the acceptance evaluation: ``words`` (a line of corpus words in
+random order) and ``wordblock`` (the block layout with such lines), where no memorised corpus
+line can stand in for reading.
 """
 
 from __future__ import annotations
