@@ -23,13 +23,13 @@ sys.path.insert(0, str(ROOT))
 
 from training.cer import cer  # noqa: E402
 from training.evaluation import evaluate_model  # noqa: E402
-from training.synth import _sentences  # noqa: E402
+from training.synth import BLOCK_LINE_CHARS, _sentences  # noqa: E402
 
 FIELDS = ("header", "margin", "text", "footer")
 
 
 def body_lines(records: list[dict]) -> dict[str, int]:
-    corpus = {line[:48] for line in _sentences()}
+    corpus = {line[:BLOCK_LINE_CHARS] for line in _sentences()}
     counts = dict.fromkeys(("exact", "recalled", "missing", "other"), 0)
     for record in records:
         truth = record["reference_fields"]["text"].split("\n")

@@ -59,6 +59,7 @@ FONTS = (
 )
 CHARSET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789áéíóúâêôãõçÁÉÍÓÚÂÊÔÃÕÇàÀ.,;:-/()$%º "
 PAGE_WIDTH = 448
+BLOCK_LINE_CHARS = 48  # a prose block's lines (header and body) are cut to this length
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,12 @@ def _sentences() -> tuple[str, ...]:
 def _vocabulary() -> tuple[str, ...]:
     words = {word for line in _sentences() for word in line.split()}
     return tuple(sorted(w for w in words if any(c.isalpha() for c in w)))  # no leaders ("....")
+
+
+def _random_words(rng: random.Random, count: int, width: int) -> str:
+    """``count`` corpus words in random order, cut to ``width`` characters (the drills)."""
+    vocabulary = _vocabulary()
+    return " ".join(rng.choice(vocabulary) for _ in range(count))[:width].strip()
 
 
 def _wrap_words(text: str, width: int) -> list[str]:
@@ -171,9 +178,7 @@ class Generator:
         # Corpus words in random order. The model had memorised the 574 corpus lines and, on a
         # line from them, often read the first word or two and went on with another memorised
         # line (84 % of its line error at step 15000, issue #4); here no prior can finish it.
-        vocabulary = _vocabulary()
-        words = [rng.choice(vocabulary) for _ in range(rng.randint(2, 7))]
-        text = " ".join(words)[: self.max_line_chars].strip()
+        text = _random_words(rng, rng.randint(2, 7), self.max_line_chars)
         return PageFields(text=text), [text], ""
 
     def _line(self, rng, fake):
@@ -199,7 +204,7 @@ class Generator:
                 "DIÁRIO OFICIAL",
             ]
         )
-        body = [rng.choice(_sentences())[:48] for _ in range(rng.randint(2, 5))]
+        body = [rng.choice(_sentences())[:BLOCK_LINE_CHARS] for _ in range(rng.randint(2, 5))]
         return self._page(rng, fake, header, body)
 
     def _wordblock(self, rng, fake):
@@ -207,20 +212,19 @@ class Generator:
         # blocks the model read a line's first letters and recalled some other corpus line,
         # header city and page number included (block CER 0.545 at step 19000, issue #4);
         # as the ``words`` drill did for single lines, this leaves nothing to recall.
-        vocabulary = _vocabulary()
-
-        def words(count: int) -> str:
-            return " ".join(rng.choice(vocabulary) for _ in range(count))[:48].strip()
-
-        header = words(rng.randint(1, 4)).upper()
-        body = [words(rng.randint(1, 9)) for _ in range(rng.randint(2, 5))]
+        header = _random_words(rng, rng.randint(1, 4), BLOCK_LINE_CHARS).upper()
+        body = [
+            _random_words(rng, rng.randint(1, 9), BLOCK_LINE_CHARS)
+            for _ in range(rng.randint(2, 5))
+        ]
         return self._page(rng, fake, header, body)
 
     def _page(self, rng, fake, header: str, body: list[str]):
         footer = f"Página {rng.randint(1, 40)}" if rng.random() < 0.7 else ""
         margin = fake.date(pattern="%d/%m/%Y") if rng.random() < 0.3 else ""
-        fields = PageFields(header=header[:48], margin=margin, footer=footer, text="\n".join(body))
-        return fields, [header[:48], "", *body, "", footer], margin
+        header = header[:BLOCK_LINE_CHARS]
+        fields = PageFields(header=header, margin=margin, footer=footer, text="\n".join(body))
+        return fields, [header, "", *body, "", footer], margin
 
     def _table(self, rng, fake):
         rows = ["| Item | Qtd | Valor |", "|---|---|---|"]
