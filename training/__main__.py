@@ -64,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     evaluate.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     evaluate.add_argument("--threads", type=int, default=2)
     evaluate.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where to decode (tokens/s are measured there)",
+    )
+    evaluate.add_argument(
         "--batch-size", type=int, default=8, help="pages decoded together (tokens/s is per batch)"
     )
 
@@ -98,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             kinds = parse_kinds(getattr(args, option))
         except ValueError as error:
             parser.error(f"--{option}: {error}")
+    if args.command == "sft":  # so is a device this machine does not have
+        from .sft import resolve_device
+
+        try:
+            resolve_device(args.device)
+        except ValueError as error:
+            parser.error(f"--device: {error}")
     if args.command == "synth":
         from .synth import write_dataset
 
@@ -142,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         args.max_new_tokens,
         args.threads,
         args.batch_size,
+        args.device,
     )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False))

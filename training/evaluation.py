@@ -56,11 +56,13 @@ def evaluate_model(
     batch_size: int = 8,
     seed: int = EVAL_SEED,
     records: list[dict] | None = None,
+    device: str = "cpu",
 ) -> dict[str, dict]:
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     processor = AutoProcessor.from_pretrained(model_path, local_files_only=True)
     model = AutoModelForImageTextToText.from_pretrained(model_path, local_files_only=True).eval()
+    model.to(device)
     return evaluate_loaded(
         processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, model_path, records
     )
@@ -101,7 +103,7 @@ def evaluate_loaded(
                 images=[s.image for s in samples],
                 return_tensors="pt",
                 padding=True,
-            )
+            ).to(model.device)
             began = time.perf_counter()
             with torch.inference_mode():
                 output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
@@ -172,15 +174,19 @@ def evaluate_models(
     max_new_tokens: int,
     threads: int = 2,
     batch_size: int = 8,
+    device: str = "cpu",
 ) -> dict[str, dict]:
-    """Evaluate each model on the same pages and print one table."""
+    """Evaluate each model on the same pages and print one table (tokens/s on ``device``)."""
     import torch
 
     torch.set_num_threads(threads)
-    results = {m: evaluate_model(m, kinds, per_kind, max_new_tokens, batch_size) for m in models}
+    results = {
+        m: evaluate_model(m, kinds, per_kind, max_new_tokens, batch_size, device=device)
+        for m in models
+    }
     print(
         f"held-out pages: {per_kind} per kind, seed {EVAL_SEED}, greedy, max_new_tokens {max_new_tokens}, "
-        f"batch {batch_size}, "
+        f"batch {batch_size}, device {device}, "
         f"guard {DEFAULT_CONFIG.version}\n"
     )
     print(

@@ -45,7 +45,7 @@ def vision_health(processor, model, samples: list[Sample]) -> dict[str, float | 
     try:
         with torch.no_grad():
             features = model.get_image_features(
-                inputs["pixel_values"], inputs["image_grid_thw"]
+                inputs["pixel_values"].to(model.device), inputs["image_grid_thw"].to(model.device)
             ).pooler_output
     finally:
         model.train(was_training)

@@ -2,6 +2,13 @@
 
 python -m training sft --out runs/tiny --steps 20000
 python -m training sft --out runs/tiny --steps 40000   # resumes where it stopped
+
+On a GPU (``--device cuda``, bf16 autocast) rendering and preprocessing the pages, not the
+6 M-parameter model, bound the speed: ``--workers N`` renders batches ahead in N processes.
+The batch of a step is a pure function of the seed, the step and the mix, so it is the same
+with any number of workers and a resumed run continues the same stream.
+``--stop-after-minutes`` saves a checkpoint and stops cleanly inside a time limit (a lent GPU
+machine, the end of a session); ``scripts/gpu_train`` is the prepared run for such a machine.
 """
 
 from __future__ import annotations
@@ -36,6 +43,17 @@ class SftConfig:
     warmup: int = field(default=300, metadata={"help": "linear warm-up steps"})
     seed: int = field(default=0, metadata={"help": "training data and init seed"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
+    device: str = field(
+        default="auto", metadata={"help": "auto (cuda when there is one), cpu or cuda"}
+    )
+    workers: int = field(
+        default=0,
+        metadata={"help": "processes rendering batches ahead (0: in the training process)"},
+    )
+    stop_after_minutes: float = field(
+        default=0.0,
+        metadata={"help": "save a checkpoint and stop after this much wall time (0: no limit)"},
+    )
     vocab_size: int = field(default=512, metadata={"help": "byte-level BPE vocabulary"})
     lines_only_until: float = field(
         default=0.25, metadata={"help": "fraction of steps on single lines only"}
@@ -65,11 +83,13 @@ def run(config: SftConfig) -> Path:
     import torch
 
     parse_kinds(config.mix)  # fail now, not at the first step that draws an unknown kind
+    device = resolve_device(config.device)
     torch.set_num_threads(config.threads)
     out = config.out
     ckpt = out / "checkpoint"
     out.mkdir(parents=True, exist_ok=True)
     processor, model, state = _load_or_init(config, ckpt)
+    model.to(device)  # before the optimizer, whose loaded state follows its parameters
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.lr, weight_decay=0.01, betas=(0.9, 0.98)
     )
@@ -79,30 +99,26 @@ def run(config: SftConfig) -> Path:
     # A run continued from a released folder starts a fresh optimizer: warm it up again
     # from that step instead of jumping in at the schedule's learning rate.
     rewarm_from = state.get("rewarm_from")
-    generator = Generator(config.seed)
     log = (out / "train.jsonl").open("a", encoding="utf-8")
     probe = probe_samples()
     _check_health(processor, model, probe, step, log)
     model.train()
     started = time.monotonic()
-    while step < config.steps:
-        # One kind per batch: padding a batch of single lines to its one page-sized sample
-        # made each step cost as much as a batch of pages (3 s instead of ~1 s on 2 cores).
-        kinds = _kinds_at(step, config)
-        kind = kinds[step % len(kinds)]
-        batch = [
-            generator.sample(step * config.batch_size + i, kind) for i in range(config.batch_size)
-        ]
-        inputs = collate(processor, batch)
+    deadline = started + 60 * config.stop_after_minutes if config.stop_after_minutes > 0 else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    for inputs in batches(processor, config, step):
+        inputs = {name: tensor.to(device, non_blocking=True) for name, tensor in inputs.items()}
         for group in optimizer.param_groups:
             group["lr"] = _lr(step, config, rewarm_from)
-        loss = model(**inputs).loss
+        with autocast:
+            loss = model(**inputs).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        if step % 25 == 0 or step == config.steps:
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if step % 25 == 0 or step == config.steps or out_of_time:
             entry = {
                 "step": step,
                 "loss": round(loss.item(), 4),
@@ -111,7 +127,7 @@ def run(config: SftConfig) -> Path:
             }
             log.write(json.dumps(entry) + "\n")
             log.flush()
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
             _save(ckpt, processor, model, optimizer, step, config, rewarm_from)
         if step % config.eval_every == 0 or step == config.steps:
             model.eval()
@@ -121,7 +137,78 @@ def run(config: SftConfig) -> Path:
             log.flush()
             logger.info("step %d eval %s", step, scores)
             _check_health(processor, model, probe, step, log)
+        if out_of_time and step < config.steps:
+            logger.info(
+                "stopped at step %d after %.1f minutes (--stop-after-minutes); the same "
+                "command resumes from the checkpoint",
+                step,
+                config.stop_after_minutes,
+            )
+            break
     return ckpt
+
+
+def resolve_device(name: str):
+    """``auto`` -> cuda when torch sees a GPU, else cpu; ``cuda`` without one is an error."""
+    import torch
+
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}: auto, cpu or cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("cuda asked for, but torch sees no CUDA device here")
+    return torch.device(name)
+
+
+class _StepBatches:
+    """Step ``s``'s collated batch, the same in any process (a map-style dataset by step).
+
+    One kind per batch: padding a batch of single lines to its one page-sized sample made
+    each step cost as much as a batch of pages (3 s instead of ~1 s on 2 cores).
+    """
+
+    def __init__(self, processor, config: SftConfig) -> None:
+        self.processor = processor
+        self.config = config
+        self.generator = Generator(config.seed)
+
+    def __getitem__(self, step: int):
+        config = self.config
+        kinds = _kinds_at(step, config)
+        kind = kinds[step % len(kinds)]
+        first = step * config.batch_size
+        samples = [self.generator.sample(first + i, kind) for i in range(config.batch_size)]
+        return dict(collate(self.processor, samples))  # plain tensors: workers pass them on
+
+
+def batches(processor, config: SftConfig, start: int):
+    """The collated batches of steps ``start`` to ``config.steps - 1``, in order."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    dataset = _StepBatches(processor, config)
+    if config.workers <= 0:
+        return (dataset[step] for step in range(start, config.steps))
+
+    return iter(
+        DataLoader(
+            dataset,
+            batch_size=None,  # the dataset's items are whole batches already
+            sampler=range(start, config.steps),
+            num_workers=config.workers,
+            prefetch_factor=4,
+            worker_init_fn=_one_thread,
+            pin_memory=torch.cuda.is_available(),
+            persistent_workers=False,
+        )
+    )
+
+
+def _one_thread(_worker: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # N workers on N cores, not N x cores threads each
 
 
 def _check_health(processor, model, probe, step: int, log) -> None:

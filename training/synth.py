@@ -17,8 +17,10 @@ line can stand in for reading.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -49,7 +51,9 @@ ROOT = Path(__file__).resolve().parent.parent
 TEXT_SOURCES = sorted((ROOT / "bench/guard/corpus/legit").glob("*-br-*.txt")) + sorted(
     (ROOT / "bench/guard/corpus/legit").glob("*-pt-*.txt")
 )
-FONT_DIR = Path("/usr/share/fonts/truetype/dejavu")
+# Debian's fonts-dejavu-core; OCRGUARD_FONT_DIR points elsewhere (scripts/gpu_train carries
+# the same files to a machine without them, so that its pages are these pages).
+FONT_DIR = Path(os.environ.get("OCRGUARD_FONT_DIR", "/usr/share/fonts/truetype/dejavu"))
 FONTS = (
     "DejaVuSans.ttf",
     "DejaVuSerif.ttf",
@@ -119,6 +123,11 @@ def _font(name: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     path = FONT_DIR / name
     if path.is_file():
         return ImageFont.truetype(str(path), size)
+    warnings.warn(
+        f"{path} is missing: drawing with PIL's default font, so these pages differ from "
+        "the training and evaluation pages (install fonts-dejavu-core or set OCRGUARD_FONT_DIR)",
+        stacklevel=2,
+    )
     return ImageFont.load_default(size=size)
 
 

@@ -183,3 +183,78 @@ def test_a_run_continued_from_a_release_warms_up_again():
     assert _lr(500, config, rewarm_from=500) == pytest.approx(1e-5)
     assert _lr(599, config, rewarm_from=500) == pytest.approx(1e-3)
     assert _lr(1000, config, rewarm_from=500) == pytest.approx(1e-4)  # cosine ends at 10 %
+
+
+def _tiny_config(tmp_path, **overrides) -> SftConfig:
+    values = dict(
+        out=tmp_path / "run",
+        steps=4,
+        batch_size=2,
+        warmup=1,
+        eval_every=1000,
+        eval_samples=1,
+        max_new_tokens=4,
+        vocab_size=320,
+        size=TINY,
+        threads=1,
+        lines_only_until=0.0,
+        mix="line,block,table",
+    )
+    return SftConfig(**{**values, **overrides})
+
+
+def test_batches_rendered_by_worker_processes_are_the_in_process_batches(tmp_path):
+    from transformers import AutoProcessor
+
+    from training.sft import batches
+
+    processor = AutoProcessor.from_pretrained("models/ocrguard-tiny", local_files_only=True)
+    config = _tiny_config(tmp_path, steps=7)
+    in_process = list(batches(processor, config, start=3))
+    with_workers = list(batches(processor, _tiny_config(tmp_path, steps=7, workers=2), start=3))
+    assert len(in_process) == len(with_workers) == 4  # steps 3, 4, 5 and 6, in order
+    for ours, theirs in zip(in_process, with_workers):
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[name], theirs[name]) for name in ours)
+    # one kind per step, in the mix's turn: step 3 is a line, 4 a block, 5 a table
+    widths = [int(batch["image_grid_thw"][:, 2].max()) * 14 for batch in in_process[:3]]
+    assert widths[1] > PAGE_WIDTH >= widths[0]
+
+
+def test_sft_stops_at_its_time_limit_with_a_checkpoint_and_resumes(tmp_path):
+    config = _tiny_config(tmp_path, steps=5, workers=1, stop_after_minutes=1e-6)
+    checkpoint = run(config)  # the limit has passed after the first step
+    assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 1
+    run(config)  # the same command resumes and stops again, one step further
+    assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 2
+    run(_tiny_config(tmp_path, steps=5, workers=1))  # without the limit it runs to the end
+    assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 5
+    steps = [
+        entry["step"]
+        for entry in map(json.loads, (tmp_path / "run" / "train.jsonl").read_text().splitlines())
+        if "loss" in entry
+    ]
+    assert steps == [1, 2, 5]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_sft_on_a_gpu_this_machine_lacks_is_a_usage_error(tmp_path, capsys):
+    from training.__main__ import main as training_main
+
+    with pytest.raises(SystemExit) as exit_:
+        training_main(["sft", "--out", str(tmp_path / "run"), "--device", "cuda"])
+    assert exit_.value.code == 2
+    assert "--device: cuda asked for, but torch sees no CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_pages_drawn_without_the_fonts_say_so(monkeypatch, tmp_path):
+    from training import synth
+
+    monkeypatch.setattr(synth, "FONT_DIR", tmp_path)
+    synth._font.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="missing: drawing with PIL's default font"):
+            Generator(0).sample(0, "line")
+    finally:
+        synth._font.cache_clear()
