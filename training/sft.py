@@ -121,6 +121,7 @@ def run(config: SftConfig) -> Path:
         if step % 25 == 0 or step == config.steps or out_of_time:
             entry = {
                 "step": step,
+                "kind": _kind_of(step - 1, config),  # the loss is that batch's, one kind
                 "loss": round(loss.item(), 4),
                 "lr": _lr(step, config, rewarm_from),
                 "seconds": round(time.monotonic() - started, 1),
@@ -175,8 +176,7 @@ class _StepBatches:
 
     def __getitem__(self, step: int):
         config = self.config
-        kinds = _kinds_at(step, config)
-        kind = kinds[step % len(kinds)]
+        kind = _kind_of(step, config)
         first = step * config.batch_size
         samples = [self.generator.sample(first + i, kind) for i in range(config.batch_size)]
         return dict(collate(self.processor, samples))  # plain tensors: workers pass them on
@@ -259,10 +259,13 @@ def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, 
     return {kind: {k: v for k, v in r.items() if k != "examples"} for kind, r in results.items()}
 
 
-def _kinds_at(step: int, config: SftConfig) -> tuple[Kind, ...]:
+def _kind_of(step: int, config: SftConfig) -> Kind:
+    """The kind of page in step ``step``'s batch: the mix (or the lines-only pair) in turn."""
     if step < config.lines_only_until * config.steps:
-        return ("chars", "line")
-    return parse_kinds(config.mix)
+        kinds: tuple[Kind, ...] = ("chars", "line")
+    else:
+        kinds = parse_kinds(config.mix)
+    return kinds[step % len(kinds)]
 
 
 def _lr(step: int, config: SftConfig, rewarm_from: int | None = None) -> float:

@@ -229,12 +229,14 @@ def test_sft_stops_at_its_time_limit_with_a_checkpoint_and_resumes(tmp_path):
     assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 2
     run(_tiny_config(tmp_path, steps=5, workers=1))  # without the limit it runs to the end
     assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 5
-    steps = [
-        entry["step"]
+    losses = [
+        (entry["step"], entry["kind"])
         for entry in map(json.loads, (tmp_path / "run" / "train.jsonl").read_text().splitlines())
         if "loss" in entry
     ]
-    assert steps == [1, 2, 5]
+    # each logged loss names its batch's kind: steps 1, 2 and 5 trained on the mix's
+    # line, block and (4 % 3 = 1) block
+    assert losses == [(1, "line"), (2, "block"), (5, "block")]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
