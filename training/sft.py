@@ -199,7 +199,7 @@ def batches(processor, config: SftConfig, start: int):
             num_workers=config.workers,
             prefetch_factor=4,
             worker_init_fn=_one_thread,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=torch.cuda.is_available(),  # page-locked copies for the GPU
             persistent_workers=False,
         )
     )
