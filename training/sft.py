@@ -3,8 +3,9 @@
 python -m training sft --out runs/tiny --steps 20000
 python -m training sft --out runs/tiny --steps 40000   # resumes where it stopped
 
-On a GPU (``--device cuda``, bf16 autocast) rendering and preprocessing the pages, not the
-6 M-parameter model, bound the speed: ``--workers N`` renders batches ahead in N processes.
+On a GPU (``--device cuda``, bf16 autocast) rendering and preprocessing the pages should
+bound the speed rather than the 6 M-parameter model (a block batch of 32 takes ~1 s of one CPU
+core; not yet measured on a GPU): ``--workers N`` renders batches ahead in N processes.
 The batch of a step is a pure function of the seed, the step and the mix, so it is the same
 with any number of workers and a resumed run continues the same stream.
 ``--stop-after-minutes`` saves a checkpoint and stops cleanly inside a time limit (a lent GPU
