@@ -89,13 +89,13 @@ def test_sft_refuses_an_unknown_kind_in_the_mix_before_training(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_sft_trains_logs_and_resumes(tmp_path):
-    config = SftConfig(
+def _tiny_config(tmp_path, **overrides) -> SftConfig:
+    """A run of the tiny network that takes seconds: a few steps of two samples."""
+    values = dict(
         out=tmp_path / "run",
         steps=4,
         batch_size=2,
         warmup=1,
-        checkpoint_every=2,
         eval_every=1000,
         eval_samples=1,
         max_new_tokens=4,
@@ -103,6 +103,15 @@ def test_sft_trains_logs_and_resumes(tmp_path):
         size=TINY,
         threads=1,
     )
+    return SftConfig(**{**values, **overrides})
+
+
+# One kind per step in turn from step 0: line, block, table, line, ...
+MIXED = {"lines_only_until": 0.0, "mix": "line,block,table"}
+
+
+def test_sft_trains_logs_and_resumes(tmp_path):
+    config = _tiny_config(tmp_path, checkpoint_every=2)
     config_first = SftConfig(**{**config.__dict__, "steps": 2})
     checkpoint = run(config_first)
     from transformers import AutoModelForImageTextToText
@@ -137,18 +146,7 @@ def test_release_makes_a_servable_folder_and_a_run_continues_from_it(tmp_path):
     from app.engines.huggingface import _read_revision
     from training.__main__ import main as training_main
 
-    config = SftConfig(
-        out=tmp_path / "run",
-        steps=2,
-        batch_size=2,
-        warmup=1,
-        eval_every=1000,
-        eval_samples=1,
-        max_new_tokens=4,
-        vocab_size=320,
-        size=TINY,
-        threads=1,
-    )
+    config = _tiny_config(tmp_path, steps=2)
     checkpoint = run(config)
     card = tmp_path / "card.md"
     card.write_text("# tiny\n\nrevision: draft\n\nA test model.\n")
@@ -185,33 +183,17 @@ def test_a_run_continued_from_a_release_warms_up_again():
     assert _lr(1000, config, rewarm_from=500) == pytest.approx(1e-4)  # cosine ends at 10 %
 
 
-def _tiny_config(tmp_path, **overrides) -> SftConfig:
-    values = dict(
-        out=tmp_path / "run",
-        steps=4,
-        batch_size=2,
-        warmup=1,
-        eval_every=1000,
-        eval_samples=1,
-        max_new_tokens=4,
-        vocab_size=320,
-        size=TINY,
-        threads=1,
-        lines_only_until=0.0,
-        mix="line,block,table",
-    )
-    return SftConfig(**{**values, **overrides})
-
-
 def test_batches_rendered_by_worker_processes_are_the_in_process_batches(tmp_path):
     from transformers import AutoProcessor
 
     from training.sft import batches
 
     processor = AutoProcessor.from_pretrained("models/ocrguard-tiny", local_files_only=True)
-    config = _tiny_config(tmp_path, steps=7)
+    config = _tiny_config(tmp_path, steps=7, **MIXED)
     in_process = list(batches(processor, config, start=3))
-    with_workers = list(batches(processor, _tiny_config(tmp_path, steps=7, workers=2), start=3))
+    with_workers = list(
+        batches(processor, _tiny_config(tmp_path, steps=7, workers=2, **MIXED), start=3)
+    )
     assert len(in_process) == len(with_workers) == 4  # steps 3, 4, 5 and 6, in order
     for ours, theirs in zip(in_process, with_workers):
         assert ours.keys() == theirs.keys()
@@ -222,12 +204,12 @@ def test_batches_rendered_by_worker_processes_are_the_in_process_batches(tmp_pat
 
 
 def test_sft_stops_at_its_time_limit_with_a_checkpoint_and_resumes(tmp_path):
-    config = _tiny_config(tmp_path, steps=5, workers=1, stop_after_minutes=1e-6)
+    config = _tiny_config(tmp_path, steps=5, workers=1, stop_after_minutes=1e-6, **MIXED)
     checkpoint = run(config)  # the limit has passed after the first step
     assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 1
     run(config)  # the same command resumes and stops again, one step further
     assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 2
-    run(_tiny_config(tmp_path, steps=5, workers=1))  # without the limit it runs to the end
+    run(_tiny_config(tmp_path, steps=5, workers=1, **MIXED))  # without the limit it runs to the end
     assert torch.load(checkpoint / "trainer_state.pt", weights_only=False)["step"] == 5
     losses = [
         (entry["step"], entry["kind"])
