@@ -11,7 +11,8 @@ from the position that predicts that token is read over the image's visual token
 - **column r**: the correlation between the character's index in its line and the head's
   attention-weighted mean column; a head that reads left to right tracks it closely;
 - **row hit**: the share of tokens whose most-attended visual token lies in a row that the
-  character's line is drawn in;
+  character's line is drawn in; **column r on hits**: column r over those tokens only (does
+  the head follow the letters once it is on the right line?);
 - **image share**: the head's attention mass on visual tokens (the rest is on the text).
 
 Each kind's row names the head that tracks columns best on that kind, and the head that
@@ -102,7 +103,7 @@ def line_rows(sample: Sample, grid_rows: int) -> dict[int, tuple[float, set[int]
 @dataclass
 class HeadTrace:
     columns: list[float] = field(default_factory=list)  # attention-weighted mean column
-    hits: int = 0
+    hit: list[bool] = field(default_factory=list)  # peak on the character's line
     image_share: float = 0.0
 
 
@@ -111,13 +112,16 @@ class KindTrace:
     char_index: list[int] = field(default_factory=list)
     heads: dict[tuple[int, int], HeadTrace] = field(default_factory=dict)
 
-    def column_r(self, head: tuple[int, int]) -> float:
+    def column_r(self, head: tuple[int, int], on_line_only: bool = False) -> float:
         import numpy as np
 
-        columns = self.heads[head].columns
-        if len(columns) < 3 or np.std(columns) == 0 or np.std(self.char_index) == 0:
+        traced = self.heads[head]
+        keep = [hit or not on_line_only for hit in traced.hit]
+        index = np.array(self.char_index)[keep]
+        columns = np.array(traced.columns)[keep]
+        if len(columns) < 3 or np.std(columns) == 0 or np.std(index) == 0:
             return float("nan")
-        return float(np.corrcoef(self.char_index, columns)[0, 1])
+        return float(np.corrcoef(index, columns)[0, 1])
 
     def best_head(self) -> tuple[int, int]:
         import math
@@ -169,7 +173,7 @@ def trace(model, processor, kind: str, pages: int) -> KindTrace:
                 for head in range(weights.shape[0]):
                     trace_ = result.heads.setdefault((layer, head), HeadTrace())
                     trace_.columns.append(float(mean_column[head]))
-                    trace_.hits += int(top_row[head]) in rows[line][1]
+                    trace_.hit.append(int(top_row[head]) in rows[line][1])
                     trace_.image_share += float(mass[head])
         if offset != len(sample.target):
             raise AssertionError("decoded answer tokens do not cover the target")
@@ -179,7 +183,8 @@ def trace(model, processor, kind: str, pages: int) -> KindTrace:
 def _cells(result: KindTrace, head: tuple[int, int]) -> str:
     traced, tokens = result.heads[head], len(result.char_index)
     return (
-        f"L{head[0]}h{head[1]} | {result.column_r(head):.2f} | {traced.hits / tokens:.0%} "
+        f"L{head[0]}h{head[1]} | {result.column_r(head):.2f} | {sum(traced.hit) / tokens:.0%} "
+        f"| {result.column_r(head, on_line_only=True):.2f} "
         f"| {traced.image_share / tokens:.0%}"
     )
 
@@ -201,10 +206,11 @@ def main() -> None:
 
     torch.set_num_threads(2)
     print(
-        "| model | kind | pages | tokens | head (best on kind) | column r | row hit | image share "
-        f"| head (best on {args.kinds[0]}) | column r | row hit | image share |"
+        "| model | kind | pages | tokens | head (best on kind) | column r | row hit | column r on hits "
+        f"| image share | head (best on {args.kinds[0]}) | column r | row hit | column r on hits "
+        "| image share |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 14 + "|")
     for path in args.model or ["models/ocrguard-tiny"]:
         processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         model = AutoModelForImageTextToText.from_pretrained(

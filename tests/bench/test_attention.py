@@ -60,3 +60,16 @@ def test_line_rows_cover_the_ink():
             255 - page[int((rows[n][0] + 0.5) * MERGED / scale)].mean() for n in (0, 1)
         )
         assert header > blank + 1  # the header's centre line is darker than the blank line
+
+
+def test_column_r_on_hits_keeps_only_the_tokens_on_their_line():
+    from bench.attention import HeadTrace, KindTrace
+
+    trace = KindTrace(char_index=[0, 1, 2, 3, 4, 5, 6, 7])
+    # on its line (hit) the head follows the letters; off it, it looks anywhere
+    trace.heads[(3, 1)] = HeadTrace(
+        columns=[0.0, 9.0, 2.0, 0.0, 4.0, 1.0, 6.0, 0.0],
+        hit=[True, False, True, False, True, False, True, False],
+    )
+    assert trace.column_r((3, 1), on_line_only=True) == pytest.approx(1.0)
+    assert trace.column_r((3, 1)) < 0.5
