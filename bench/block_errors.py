@@ -8,7 +8,10 @@ have that field in truth or in output, and the share exactly right. Then the bod
 line, output line n against true line n: exact, **recalled** (the output line is a line of
 the pt-BR corpus, cut at 48 characters as blocks draw them, but not the true one: the model
 wrote a memorised line instead of reading), missing (the output has fewer lines) or other.
-``--kind wordblock`` runs the training drill of the same layout, whose lines are random
+The recalled lines are then split by which line was recalled: another line of the same page
+(the model lost its place on the page), the corpus line that follows the one before it, true
+or as the model wrote it (the model went on reciting the text it memorised), or some other
+corpus line. ``--kind wordblock`` runs the training drill of the same layout, whose lines are random
 corpus words: there is nothing to recall, so its CER is what the model reads.
 """
 
@@ -47,6 +50,39 @@ def body_lines(records: list[dict]) -> dict[str, int]:
     return counts
 
 
+def recalled_lines(records: list[dict]) -> dict[str, int]:
+    """The recalled body lines (see ``body_lines``) by where the model took them from."""
+    cut = [line[:BLOCK_LINE_CHARS] for line in _sentences()]
+    corpus = set(cut)
+    following: dict[str, set[str]] = {}
+    for line, after in zip(cut, cut[1:]):
+        following.setdefault(line, set()).add(after)
+    counts = dict.fromkeys(("this page", "next in corpus", "elsewhere"), 0)
+    for record in records:
+        truth = record["reference_fields"]["text"].split("\n")
+        fields = record["hypothesis_fields"]
+        output = fields["text"].split("\n") if fields else []
+        for n, (line, out) in enumerate(zip(truth, output)):
+            if out == line or out not in corpus:
+                continue  # exact, or not a corpus line: not recalled
+            before = {truth[n - 1], output[n - 1]} if n else set()
+            if out in truth:
+                counts["this page"] += 1
+            elif any(out in following.get(prior, ()) for prior in before):
+                counts["next in corpus"] += 1
+            else:
+                counts["elsewhere"] += 1
+    return counts
+
+
+def _table(title: str, unit: str, counts: dict[str, int]) -> None:
+    total = sum(counts.values())
+    print(f"\n{title} ({total} {unit}):\n")
+    print("| " + " | ".join(counts) + " |")
+    print("|" + "---|" * len(counts))
+    print("| " + " | ".join(f"{n} ({n / max(total, 1):.1%})" for n in counts.values()) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="models/ocrguard-tiny")
@@ -77,12 +113,8 @@ def main() -> None:
             exact = sum(out == truth for truth, out in pairs) / len(pairs)
             label = "body" if name == "text" else name
             print(f"| {label} | {len(pairs)} | {mean:.3f} | {exact:.1%} |")
-    counts = body_lines(records)
-    total = sum(counts.values())
-    print(f"\nbody lines, output line n against true line n ({total} true lines):\n")
-    print("| " + " | ".join(counts) + " |")
-    print("|" + "---|" * len(counts))
-    print("| " + " | ".join(f"{n} ({n / total:.1%})" for n in counts.values()) + " |")
+    _table("body lines, output line n against true line n", "true lines", body_lines(records))
+    _table("recalled lines, by where they come from", "recalled", recalled_lines(records))
 
 
 if __name__ == "__main__":
