@@ -84,10 +84,28 @@ def evaluate_loaded(
     With ``records``, one dict per page (kind, reference, hypothesis, cer, and both sides'
     fields as dicts; ``hypothesis_fields`` is None where the output is not the JSON) is appended.
     """
+    tokenizer = processor.tokenizer
+    padding_side, backend_padding = tokenizer.padding_side, tokenizer.backend_tokenizer.padding
+    tokenizer.padding_side = "left"
+    try:
+        return _evaluate(
+            processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, label, records
+        )
+    finally:
+        # A padded batch switches the fast tokenizer's own padding on, and save_pretrained
+        # writes that into tokenizer.json: without this, a checkpoint saved after a periodic
+        # evaluation would pad on the left wherever it is loaded.
+        tokenizer.padding_side = padding_side
+        if backend_padding is None:
+            tokenizer.backend_tokenizer.no_padding()
+
+
+def _evaluate(
+    processor, model, kinds, per_kind, max_new_tokens, batch_size, seed, label, records
+) -> dict[str, dict]:
     import torch
 
     tokenizer = processor.tokenizer
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     eos = model.generation_config.eos_token_id
     prompt = processor.apply_chat_template(ocr_messages(), add_generation_prompt=True)
     generator = Generator(seed)
@@ -147,7 +165,6 @@ def evaluate_loaded(
                     )
         results[kind] = {**scores.summary(), "examples": scores.examples}
         logger.info("%s %s: %s", label, kind, scores.summary())
-    tokenizer.padding_side = padding_side
     return results
 
 

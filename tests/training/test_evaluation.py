@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 from app.prompt import PageFields
 from tests.models import save_random_model
-from training.evaluation import EVAL_SEED, evaluate_model, transcription
+from training.evaluation import EVAL_SEED, evaluate_loaded, evaluate_model, transcription
 from training.synth import Generator
 
 pytestmark = pytest.mark.slow
@@ -42,3 +43,19 @@ def test_records_hold_both_sides_fields_where_the_output_parses():
         assert record["reference_fields"] == dataclasses.asdict(page.fields)
         parsed = PageFields(**record["hypothesis_fields"])  # the embedded model writes the JSON
         assert parsed.footer and transcription(parsed) == record["hypothesis"]
+
+
+def test_an_evaluation_leaves_the_tokenizer_as_it_found_it(tmp_path):
+    # SFT evaluates in between checkpoints; its batches pad on the left, which the saved
+    # tokenizer must not keep (it did: every checkpoint's tokenizer.json padded on the left).
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = save_random_model(tmp_path / "model")
+    processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+    side = processor.tokenizer.padding_side
+    evaluate_loaded(processor, model, ("line",), 2, 2, batch_size=2)
+    assert processor.tokenizer.padding_side == side
+    processor.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert saved["padding"] is None

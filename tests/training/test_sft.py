@@ -169,6 +169,15 @@ def test_release_makes_a_servable_folder_and_a_run_continues_from_it(tmp_path):
     run(continued)
     state = torch.load(continued.out / "checkpoint" / "trainer_state.pt", weights_only=False)
     assert state["step"] == 3 and state["rewarm_from"] == 2
+    # whose release does not carry how the run loaded its start (transformers records it)
+    loaded = json.loads((continued.out / "checkpoint" / "tokenizer_config.json").read_text())
+    assert loaded.get("local_files_only")
+    again = tmp_path / "models" / "tiny2"
+    release_argv = ["release", "--checkpoint", str(continued.out / "checkpoint"), "--out"]
+    assert training_main([*release_argv, str(again), "--revision", "b", "--card", str(card)]) == 0
+    released = json.loads((again / "tokenizer_config.json").read_text())
+    assert "local_files_only" not in released and "is_local" not in released
+    AutoProcessor.from_pretrained(again, local_files_only=True)
 
 
 def test_a_run_continued_from_a_release_warms_up_again():
