@@ -10,8 +10,11 @@ the pt-BR corpus, cut at 48 characters as blocks draw them, but not the true one
 wrote a memorised line instead of reading), missing (the output has fewer lines) or other.
 The recalled lines are then split by which line was recalled: another line of the same page
 (the model lost its place on the page), the corpus line that follows the one before it, true
-or as the model wrote it (the model went on reciting the text it memorised), or some other
-corpus line. ``--kind wordblock`` runs the training drill of the same layout, whose lines are random
+or as the model wrote it (the model went on reciting the text it memorised), a corpus line
+that opens with the same 5 characters as the true one (it found the line, read its start and
+recalled the wrong line that starts so), or some other corpus line.
+
+``--kind wordblock`` runs the training drill of the same layout, whose lines are random
 corpus words: there is nothing to recall, so its CER is what the model reads.
 """
 
@@ -29,6 +32,7 @@ from training.evaluation import evaluate_model  # noqa: E402
 from training.synth import BLOCK_LINE_CHARS, _sentences  # noqa: E402
 
 FIELDS = ("header", "margin", "text", "footer")
+SAME_START = 5  # characters a recalled line shares with the true one to count as "same start"
 
 
 def body_lines(records: list[dict]) -> dict[str, int]:
@@ -57,7 +61,7 @@ def recalled_lines(records: list[dict]) -> dict[str, int]:
     following: dict[str, set[str]] = {}
     for line, after in zip(cut, cut[1:]):
         following.setdefault(line, set()).add(after)
-    counts = dict.fromkeys(("this page", "next in corpus", "elsewhere"), 0)
+    counts = dict.fromkeys(("this page", "next in corpus", "same start", "elsewhere"), 0)
     for record in records:
         truth = record["reference_fields"]["text"].split("\n")
         fields = record["hypothesis_fields"]
@@ -70,6 +74,8 @@ def recalled_lines(records: list[dict]) -> dict[str, int]:
                 counts["this page"] += 1
             elif any(out in following.get(prior, ()) for prior in before):
                 counts["next in corpus"] += 1
+            elif out[:SAME_START] == line[:SAME_START]:
+                counts["same start"] += 1
             else:
                 counts["elsewhere"] += 1
     return counts

@@ -48,6 +48,7 @@ def test_recalled_lines_are_split_by_where_they_come_from() -> None:
     assert block_errors.recalled_lines(records) == {
         "this page": 1,
         "next in corpus": 1,
+        "same start": 0,
         "elsewhere": 2,
     }
 
@@ -56,4 +57,13 @@ def test_a_line_that_follows_the_true_line_before_counts_as_next_in_corpus() -> 
     a, b, c, _ = _corpus_run()
     # the model misread line 0, then wrote the corpus line after the *true* line 0
     counts = block_errors.recalled_lines([_record([a, c], ["garbled", b])])
-    assert counts == {"this page": 0, "next in corpus": 1, "elsewhere": 0}
+    assert counts == {"this page": 0, "next in corpus": 1, "same start": 0, "elsewhere": 0}
+
+
+def test_a_recalled_line_that_opens_like_the_true_one_counts_as_same_start() -> None:
+    cut = sorted({line[:BLOCK_LINE_CHARS] for line in _sentences()})
+    true, recalled = next(
+        (a, b) for a, b in zip(cut, cut[1:]) if a[:5] == b[:5] and a.split()[0] != "Art."
+    )
+    counts = block_errors.recalled_lines([_record([true], [recalled])])
+    assert counts == {"this page": 0, "next in corpus": 0, "same start": 1, "elsewhere": 0}
