@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,13 +36,23 @@ FIELDS = ("header", "margin", "text", "footer")
 SAME_START = 5  # characters a recalled line shares with the true one to count as "same start"
 
 
-def body_lines(records: list[dict]) -> dict[str, int]:
-    corpus = {line[:BLOCK_LINE_CHARS] for line in _sentences()}
-    counts = dict.fromkeys(("exact", "recalled", "missing", "other"), 0)
+def _corpus_lines() -> list[str]:
+    """The corpus lines in corpus order, cut as block pages draw them."""
+    return [line[:BLOCK_LINE_CHARS] for line in _sentences()]
+
+
+def _body_pairs(records: list[dict]) -> Iterator[tuple[list[str], list[str]]]:
+    """Each page's true body lines and the model's (none where its output is not the JSON)."""
     for record in records:
-        truth = record["reference_fields"]["text"].split("\n")
         fields = record["hypothesis_fields"]
         output = fields["text"].split("\n") if fields else []
+        yield record["reference_fields"]["text"].split("\n"), output
+
+
+def body_lines(records: list[dict]) -> dict[str, int]:
+    corpus = set(_corpus_lines())
+    counts = dict.fromkeys(("exact", "recalled", "missing", "other"), 0)
+    for truth, output in _body_pairs(records):
         for n, line in enumerate(truth):
             if n >= len(output):
                 counts["missing"] += 1
@@ -56,16 +67,13 @@ def body_lines(records: list[dict]) -> dict[str, int]:
 
 def recalled_lines(records: list[dict]) -> dict[str, int]:
     """The recalled body lines (see ``body_lines``) by where the model took them from."""
-    cut = [line[:BLOCK_LINE_CHARS] for line in _sentences()]
+    cut = _corpus_lines()
     corpus = set(cut)
     following: dict[str, set[str]] = {}
     for line, after in zip(cut, cut[1:]):
         following.setdefault(line, set()).add(after)
     counts = dict.fromkeys(("this page", "next in corpus", "same start", "elsewhere"), 0)
-    for record in records:
-        truth = record["reference_fields"]["text"].split("\n")
-        fields = record["hypothesis_fields"]
-        output = fields["text"].split("\n") if fields else []
+    for truth, output in _body_pairs(records):
         for n, (line, out) in enumerate(zip(truth, output)):
             if out == line or out not in corpus:
                 continue  # exact, or not a corpus line: not recalled
