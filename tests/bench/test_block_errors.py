@@ -5,8 +5,6 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from training.synth import BLOCK_LINE_CHARS, _sentences
-
 ROOT = Path(__file__).resolve().parents[2]
 spec = importlib.util.spec_from_file_location("block_errors", ROOT / "bench/block_errors.py")
 block_errors = importlib.util.module_from_spec(spec)
@@ -15,7 +13,7 @@ spec.loader.exec_module(block_errors)
 
 def _corpus_run() -> list[str]:
     """Four consecutive corpus lines (as blocks cut them) that occur once each in the corpus."""
-    cut = [line[:BLOCK_LINE_CHARS] for line in _sentences()]
+    cut = block_errors._corpus_lines()
     for i in range(len(cut) - 3):
         run = cut[i : i + 4]
         if all(cut.count(line) == 1 for line in run):
@@ -32,7 +30,7 @@ def _record(truth: list[str], output: list[str]) -> dict:
 
 def test_recalled_lines_are_split_by_where_they_come_from() -> None:
     a, b, c, d = _corpus_run()
-    far = _sentences()[-1][:BLOCK_LINE_CHARS]
+    far = block_errors._corpus_lines()[-1]
     records = [
         # a exact; c is this page's third line; d follows c in the corpus (the model's line n-1)
         _record([a, b, c, b], [a, c, d, "not a line of the corpus"]),
@@ -62,7 +60,8 @@ def test_a_line_that_follows_the_true_line_before_counts_as_next_in_corpus() -> 
 
 
 def test_a_recalled_line_that_opens_like_the_true_one_counts_as_same_start() -> None:
-    cut = sorted({line[:BLOCK_LINE_CHARS] for line in _sentences()})
-    true, recalled = next((a, b) for a, b in zip(cut, cut[1:]) if a[:5] == b[:5])
+    cut = sorted(set(block_errors._corpus_lines()))
+    start = block_errors.SAME_START
+    true, recalled = next((a, b) for a, b in zip(cut, cut[1:]) if a[:start] == b[:start])
     counts = block_errors.recalled_lines([_record([true], [recalled])])
     assert counts == {"this page": 0, "next in corpus": 0, "same start": 1, "elsewhere": 0}
