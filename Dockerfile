@@ -37,7 +37,7 @@ print('\n'.join(f'{p}=={v(p)}' for p in ('torch', 'torchvision', 'transformers',
       > /tmp/constraints.txt \
  && python3 -m pip install --no-cache-dir -r /tmp/requirements.txt -c /tmp/constraints.txt \
  && python3 -m pip install --no-cache-dir --no-deps . \
- && python3 -c "import app.engines.vllm_async, vllm; print('ocrguard on vLLM', vllm.__version__)" \
+ && python3 -c "import app.engines.vllm, vllm; print('ocrguard on vLLM', vllm.__version__)" \
  && rm /tmp/requirements.txt /tmp/constraints.txt
 
 # Non-root. vLLM, Triton and the HF hub write caches under $HOME: mount a volume on

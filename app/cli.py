@@ -58,7 +58,8 @@ def _scan(files: list[Path], tokenizer_path: str | None) -> int:
     from transformers import AutoTokenizer
 
     from .config import get_settings
-    from .guard import DEFAULT_CONFIG, scan
+    from .guard import DEFAULT_CONFIG
+    from .labeler import label_text
 
     path = tokenizer_path or get_settings().model
     local = Path(path).is_dir()
@@ -71,9 +72,7 @@ def _scan(files: list[Path], tokenizer_path: str | None) -> int:
             print(json.dumps({"file": str(file), "error": str(exc)}), flush=True)
             status = 1
             continue
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        texts = _token_texts(tokenizer, ids)
-        verdict = scan(ids, texts, DEFAULT_CONFIG)
+        verdict = label_text(tokenizer, text, DEFAULT_CONFIG)
         line = {
             "file": str(file),
             "tripped": verdict is not None,
@@ -82,21 +81,13 @@ def _scan(files: list[Path], tokenizer_path: str | None) -> int:
             "onset": None,
             "trip_at": None,
             "repeats": None,
-            "tokens": len(ids),
+            "tokens": len(tokenizer.encode(text, add_special_tokens=False)),
             "guard_version": DEFAULT_CONFIG.version,
         }
         if verdict is not None:
             line.update(verdict.as_dict())
         print(json.dumps(line), flush=True)
     return status
-
-
-def _token_texts(tokenizer, ids: list[int]) -> list[str]:
-    """Each token's text as a stream would deliver it (whole characters only)."""
-    from .engines.detokenizer import IncrementalDetokenizer
-
-    detok = IncrementalDetokenizer(tokenizer)
-    return [detok.push([i]) for i in ids]
 
 
 if __name__ == "__main__":

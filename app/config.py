@@ -9,6 +9,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from .failure_record import RedisKeys
+from .guard.recovery import Strategy
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EMBEDDED_MODEL = REPO_ROOT / "models" / "ocrguard-tiny"
 
@@ -21,6 +24,11 @@ class Settings(BaseSettings):
     model: str = Field(str(EMBEDDED_MODEL), description="Local model folder or HF model id.")
     engine: Literal["transformers", "vllm"] = Field("transformers", description="Model runtime.")
     device: str = Field("cpu", description="torch device for the transformers engine.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="Compute dtype; auto: float32 on a CPU, the model's own dtype elsewhere "
+        "(released weights are stored in bfloat16).",
+    )
     torch_threads: int | None = Field(
         None, description="torch CPU threads (None: torch's default)."
     )
@@ -39,6 +47,11 @@ class Settings(BaseSettings):
     )
     key_prefix: str = Field("ocrguard:", description="Prefix of every other Redis key.")
     image_ttl_seconds: int = Field(30 * 86400, ge=1, description="TTL of stored page images.")
+    record_ttl_seconds: int = Field(
+        30 * 86400,
+        ge=1,
+        description="TTL of a logged request's marker and of its corrections (feedback).",
+    )
     redis_timeout_seconds: float = Field(0.5, gt=0, description="Redis socket timeout.")
     buffer_max_records: int = Field(
         10_000, ge=1, description="Failure records kept in memory while Redis is down."
@@ -76,13 +89,17 @@ class Settings(BaseSettings):
         description="On SIGTERM, seconds /readyz fails before the server stops accepting.",
     )
 
-    guard_strategy: Literal["rewind", "retry"] = Field(
+    guard_strategy: Strategy = Field(
         "retry", description="Recovery strategy (bench/recovery.py: retry gave the better text)."
     )
     guard_max_attempts: int = Field(
         3, ge=1, description="Generations per page under guard=recover."
     )
     log_level: str = Field("INFO", description="Logging level.")
+
+    @property
+    def redis_keys(self) -> RedisKeys:
+        return RedisKeys(prefix=self.key_prefix, stream=self.stream_key)
 
     @field_validator("api_keys", mode="before")
     @classmethod

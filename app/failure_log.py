@@ -8,61 +8,16 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from .failure_record import FailureRecord, RedisKeys
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
-
-RECORD_SCHEMA = "1"
-
-
-@dataclass
-class FailureRecord:
-    """What training needs of one degenerate generation (see DESIGN.md, the contract)."""
-
-    request_id: str
-    page: int
-    model_id: str
-    model_revision: str
-    prompt_version: str
-    prompt: str
-    guard_version: str
-    guard_mode: str
-    image_sha256: str
-    attempt: int
-    sampling: dict[str, Any]
-    output: str
-    """The degenerate output up to the abort."""
-    output_token_ids: list[int]
-    verdict: dict[str, Any]
-    recovered: bool = False
-    """Whether the page ended with a clean attempt."""
-    final_output: str = ""
-    """What the request returned for the page after recovery."""
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    time: float = field(default_factory=time.time)
-
-    def to_fields(self) -> dict[str, str]:
-        fields = {}
-        for key, value in asdict(self).items():
-            fields[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        fields["schema"] = RECORD_SCHEMA
-        return fields
-
-    @classmethod
-    def from_fields(cls, fields: dict[str, str]) -> FailureRecord:
-        kwargs: dict[str, Any] = {}
-        for name, info in cls.__dataclass_fields__.items():
-            if name not in fields:
-                continue
-            raw = fields[name]
-            kwargs[name] = raw if info.type == "str" else json.loads(raw)
-        return cls(**kwargs)
 
 
 @dataclass
@@ -85,20 +40,20 @@ class FailureLog:
         client: aioredis.Redis,
         metrics: Metrics,
         *,
-        stream_key: str,
+        keys: RedisKeys,
         stream_maxlen: int,
-        key_prefix: str,
         image_ttl_seconds: int,
+        record_ttl_seconds: int,
         buffer_max_records: int,
         buffer_max_bytes: int,
         flush_interval_seconds: float = 1.0,
     ) -> None:
         self.client = client
         self._metrics = metrics
-        self.stream_key = stream_key
+        self.keys = keys
         self._maxlen = stream_maxlen
-        self.key_prefix = key_prefix
         self._image_ttl = image_ttl_seconds
+        self._record_ttl = record_ttl_seconds
         self._max_records = buffer_max_records
         self._max_bytes = buffer_max_bytes
         self._interval = flush_interval_seconds
@@ -106,20 +61,12 @@ class FailureLog:
         self._buffer_bytes = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._coming: dict[str, int] = {}  # request id -> records announced, not yet appended
         self.dropped = 0
 
     @property
     def buffered(self) -> int:
         return len(self._buffer)
-
-    def image_key(self, sha256: str) -> str:
-        return f"{self.key_prefix}image:{sha256}"
-
-    def request_key(self, request_id: str) -> str:
-        return f"{self.key_prefix}request:{request_id}"
-
-    def feedback_key(self, request_id: str) -> str:
-        return f"{self.key_prefix}feedback:{request_id}"
 
     def start(self) -> None:
         if self._task is None:
@@ -166,19 +113,34 @@ class FailureLog:
             logger.info("flushed %d buffered failure records", written)
         return written
 
+    def announce(self, request_id: str) -> None:
+        """A record of this request is on its way (written in the background): feedback
+        sent the moment the response arrives must not be refused as unknown."""
+        self._coming[request_id] = self._coming.get(request_id, 0) + 1
+
+    def settle(self, request_id: str) -> None:
+        """The announced record was appended (or given up on)."""
+        left = self._coming.get(request_id, 0) - 1
+        if left > 0:
+            self._coming[request_id] = left
+        else:
+            self._coming.pop(request_id, None)
+
     async def known_request(self, request_id: str) -> bool:
+        if request_id in self._coming:
+            return True
         if any(p.record.request_id == request_id for p in self._buffer):
             return True
-        return bool(await self.client.exists(self.request_key(request_id)))
+        return bool(await self.client.exists(self.keys.request(request_id)))
 
     async def attach_feedback(self, request_id: str, feedback: dict[str, Any]) -> None:
         """Store a correction of one page of a logged request (a hash field per page; a
         later correction of the same page replaces it); training joins it by request id."""
-        key = self.feedback_key(request_id)
+        key = self.keys.feedback(request_id)
         payload = json.dumps({**feedback, "time": time.time()}, ensure_ascii=False)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(key, str(feedback.get("page", 1)), payload)
-            pipe.expire(key, self._image_ttl)
+            pipe.expire(key, self._record_ttl)
             await pipe.execute()
 
     def _push(self, pending: _Pending) -> None:
@@ -198,12 +160,12 @@ class FailureLog:
         try:
             async with self.client.pipeline(transaction=True) as pipe:
                 if pending.image_png is not None:
-                    key = self.image_key(record.image_sha256)
+                    key = self.keys.image(record.image_sha256)
                     pipe.set(key, pending.image_png, nx=True, ex=self._image_ttl)
                     pipe.expire(key, self._image_ttl)
-                pipe.set(self.request_key(record.request_id), "1", ex=self._image_ttl)
+                pipe.set(self.keys.request(record.request_id), "1", ex=self._record_ttl)
                 pipe.xadd(
-                    self.stream_key, record.to_fields(), maxlen=self._maxlen, approximate=True
+                    self.keys.stream, record.to_fields(), maxlen=self._maxlen, approximate=True
                 )
                 await pipe.execute()
             return True

@@ -41,10 +41,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         failure_log = FailureLog(
             client,
             metrics,
-            stream_key=settings.stream_key,
+            keys=settings.redis_keys,
             stream_maxlen=settings.stream_maxlen,
-            key_prefix=settings.key_prefix,
             image_ttl_seconds=settings.image_ttl_seconds,
+            record_ttl_seconds=settings.record_ttl_seconds,
             buffer_max_records=settings.buffer_max_records,
             buffer_max_bytes=settings.buffer_max_bytes,
             flush_interval_seconds=settings.flush_interval_seconds,

@@ -6,10 +6,10 @@ from typing import Literal
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+# The closed label sets (trip actions: app.guard.policy.TRIP_ACTIONS).
 RequestOutcome = Literal[
     "ok", "client_error", "unauthorized", "overloaded", "server_error", "cancelled"
 ]
-GuardAction = Literal["detect", "abort", "recover"]
 RecoveryResult = Literal["recovered", "failed"]
 LogResult = Literal["written", "buffered", "flushed", "dropped", "error"]
 
@@ -40,7 +40,8 @@ class Metrics:
         )
         self.trips = Counter(
             "ocrguard_guard_trips_total",
-            "Guard trips of any attempt, by loop kind and the action the request asked for.",
+            "Guard trips of any attempt, by loop kind and what the guard did "
+            "(flag, abort, resume, retry, give_up).",
             ["model", "kind", "action"],
             registry=r,
         )

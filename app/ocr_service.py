@@ -6,21 +6,22 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .admission import Admission, Reservation
 from .engines.base import Engine
-from .errors import Overloaded, ShuttingDown
-from .failure_log import FailureLog, FailureRecord
+from .failure_log import FailureLog
+from .failure_record import FailureRecord
 from .guard import GuardConfig
+from .guard.policy import GuardMode
 from .guard.recovery import RecoveryConfig
 from .images import Page, image_sha256
 from .logs import request_id_var
 from .metrics import Metrics
 from .prompt import OCR_INSTRUCTION, PROMPT_VERSION
-from .results import Event, GuardMode, PageEvent, PageResult
+from .results import Event, PageEvent, PageResult
 from .transcriber import PageJob, PageRun, Transcriber
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class ResultEvent:
 
 
 class OcrService:
+    """Admits requests, runs their pages through the transcriber in order, counts them, and
+    logs every trip in the background (the answer never waits for Redis or PNG encoding)."""
+
     def __init__(
         self,
         engine: Engine,
@@ -58,43 +62,40 @@ class OcrService:
         self.metrics = metrics
         self.guard = guard
         self.transcriber = Transcriber(engine, guard, recovery)
-        self._capacity = engine.max_concurrency + max_queue
-        self.inflight = 0
-        self.draining = False
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.model = engine.model_id
+        inflight = metrics.inflight.labels(self.model)
+        self.admission = Admission(engine.max_concurrency + max_queue, inflight.set)
+        self._background: set[asyncio.Task[None]] = set()
 
-    @asynccontextmanager
-    async def admit(self) -> AsyncIterator[None]:
+    @property
+    def draining(self) -> bool:
+        return self.admission.draining
+
+    @draining.setter
+    def draining(self, value: bool) -> None:
+        self.admission.draining = value
+
+    @property
+    def inflight(self) -> int:
+        return self.admission.inflight
+
+    def reserve(self) -> Reservation:
         """Hold a place for one request, or refuse it with 503 when full or draining."""
-        if self.draining:
-            raise ShuttingDown("the server is shutting down", headers={"Retry-After": "5"})
-        if self.inflight >= self._capacity:
-            raise Overloaded(
-                f"{self.inflight} requests in progress, the limit is {self._capacity}",
-                headers={"Retry-After": "2"},
-            )
-        self.inflight += 1
-        self._idle.clear()
-        self.metrics.inflight.labels(self.model).inc()
-        try:
-            yield
-        finally:
-            self.inflight -= 1
-            self.metrics.inflight.labels(self.model).dec()
-            if self.inflight == 0:
-                self._idle.set()
+        return self.admission.reserve()
 
     async def wait_idle(self, timeout: float) -> bool:
-        try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
-            return True
-        except TimeoutError:
+        """Whether every request and every background failure log write ended in time."""
+        deadline = time.monotonic() + timeout
+        if not await self.admission.wait_idle(timeout):
             return False
+        if self._background:
+            left = max(0.0, deadline - time.monotonic())
+            _, pending = await asyncio.wait(set(self._background), timeout=left)
+            return not pending
+        return True
 
     async def transcribe(self, request: OcrRequest) -> AsyncIterator[Event | ResultEvent]:
-        """Events of every page in order, then a ``ResultEvent``. Must run inside ``admit``."""
+        """Events of every page in order, then a ``ResultEvent``. Run it under a reservation."""
         request_id_var.set(request.request_id)
         started = time.monotonic()
         outcome = "server_error"
@@ -124,12 +125,16 @@ class OcrService:
                 request.mode,
                 request.seed,
             )
-            run = PageRun(history=[])
-            async for event in self.transcriber.run(job, run):
-                if isinstance(event, PageEvent):
-                    await self._account(request, job, run, event.result)
-                    results.append(event.result)
-                yield event
+            run = PageRun()
+            try:
+                async for event in self.transcriber.run(job, run):
+                    if isinstance(event, PageEvent):
+                        self._account(request, job, run, event.result)
+                        results.append(event.result)
+                    yield event
+            finally:
+                # Counted whatever the outcome: a cancelled page burned its tokens too.
+                self.metrics.generated_tokens.labels(self.model).inc(run.generated)
             if first_token_at is None and run.first_token_at is not None:
                 first_token_at = run.first_token_at
                 self.metrics.ttft.labels(self.model).observe(first_token_at - started)
@@ -137,38 +142,38 @@ class OcrService:
         self.metrics.duration.labels(self.model).observe(elapsed)
         yield ResultEvent(self._body(request, results, started, first_token_at, elapsed))
 
-    async def _account(
-        self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult
-    ) -> None:
+    def _account(self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult) -> None:
         m, model, report = self.metrics, self.model, result.guard
         m.pages.labels(model).inc()
-        m.generated_tokens.labels(model).inc(report.tokens_generated)
         m.saved_tokens.labels(model).inc(report.tokens_saved)
         if not report.tripped:
             return
         m.degenerate_pages.labels(model).inc()
-        for attempt in run.history:
-            if attempt.verdict is not None:
-                m.trips.labels(model, attempt.verdict.kind, request.mode).inc()
-                m.lag.labels(model).observe(attempt.verdict.lag)
-        if request.mode == "recover":
-            m.recoveries.labels(
-                model, "recovered" if report.action == "recovered" else "failed"
-            ).inc()
-        await self._log_failures(request, job, run, result)
+        for attempt, action in run.trips:
+            assert attempt.verdict is not None
+            m.trips.labels(model, attempt.verdict.kind, action).inc()
+            m.lag.labels(model).observe(attempt.verdict.lag)
+        if report.outcome in ("recovered", "failed"):
+            m.recoveries.labels(model, report.outcome).inc()
+        self.failure_log.announce(request.request_id)
+        self._spawn(self._log_failures(request, job, run, result))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name="failure-record")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _log_failures(
         self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult
     ) -> None:
+        request_id_var.set(request.request_id)
         try:
-            png = job.page.png_bytes()
+            png = await asyncio.to_thread(job.page.png_bytes)
             sha = image_sha256(png)
-            result.image_sha256 = sha
-            attempts = [a.__dict__ for a in result.guard.attempts]
-            for attempt in run.history:
-                if attempt.verdict is None:
-                    continue
-                record = FailureRecord(
+            attempts = [asdict(a) for a in result.guard.attempts]
+            for attempt, _ in run.trips:
+                record = FailureRecord.of_attempt(
+                    attempt,
                     request_id=request.request_id,
                     page=job.page.number,
                     model_id=self.engine.model_id,
@@ -178,24 +183,18 @@ class OcrService:
                     guard_version=self.guard.version,
                     guard_mode=request.mode,
                     image_sha256=sha,
-                    attempt=attempt.attempt.number,
-                    sampling={
-                        "temperature": attempt.attempt.temperature,
-                        "seed": attempt.attempt.seed,
-                        "max_tokens": request.max_tokens,
-                        "mode": attempt.attempt.mode,
-                        "prefix_tokens": len(attempt.attempt.prefix_token_ids),
-                    },
+                    max_tokens=request.max_tokens,
                     output=self.engine.decode(attempt.token_ids),
-                    output_token_ids=list(attempt.token_ids),
-                    verdict=attempt.verdict.as_dict(),
-                    recovered=result.guard.action == "recovered",
+                    recovered=result.guard.outcome == "recovered",
                     final_output=result.raw_text,
                     attempts=attempts,
                 )
                 await self.failure_log.append(record, png)
-        except Exception:  # a side effect must never fail the request
+        except Exception:  # a side effect must never fail the request, nor die unseen
             logger.exception("request %s: could not log the failure", request.request_id)
+            self.metrics.log_records.labels("error").inc()
+        finally:
+            self.failure_log.settle(request.request_id)
 
     def _body(self, request, results, started, first_token_at, elapsed) -> dict[str, Any]:
         generated = sum(r.guard.tokens_generated for r in results)

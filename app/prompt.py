@@ -69,6 +69,12 @@ class PageFields:
             {f: getattr(self, f) for f in OUTPUT_FIELDS}, ensure_ascii=False, separators=(",", ":")
         )
 
+    @property
+    def transcription(self) -> str:
+        """The text the fields hold, region by region in reading order: what CER is
+        measured on (the JSON keys and quoting would count as free correct characters)."""
+        return "\n".join(p for p in (self.header, self.margin, self.text, self.footer) if p)
+
 
 def parse_output(raw: str) -> PageFields | None:
     """The page fields of a model output, or None when it is not the expected JSON object.
@@ -95,3 +101,10 @@ def parse_output(raw: str) -> PageFields | None:
             return None
         fields[key] = item
     return PageFields(**fields)
+
+
+def transcription_of(raw: str) -> str:
+    """The transcription a raw output holds: its fields when it parses as the schema, the
+    raw text otherwise."""
+    fields = parse_output(raw)
+    return raw if fields is None else fields.transcription

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any
 
-GuardMode = Literal["off", "detect", "abort", "recover"]
-GuardOutcome = Literal["none", "flagged", "aborted", "recovered", "failed"]
+from .guard.policy import GuardMode, PageOutcome, TripAction
 
 
 @dataclass
@@ -29,7 +28,7 @@ class GuardReport:
     period: int | None = None
     onset: int | None = None
     lag: int | None = None
-    action: GuardOutcome = "none"
+    outcome: PageOutcome = "none"
     attempts: list[AttemptReport] = field(default_factory=list)
     tokens_generated: int = 0
     tokens_saved: int = 0
@@ -47,7 +46,6 @@ class PageResult:
     """False when the model's output did not parse as the schema: read ``raw_text``."""
     finish_reason: str | None
     guard: GuardReport
-    image_sha256: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,13 +60,14 @@ class DeltaEvent:
 
 @dataclass
 class GuardEvent:
-    """The guard tripped. ``keep_chars`` tells a streaming client how much of the page's
-    text so far to keep (None: keep it all, the output was only flagged)."""
+    """The guard tripped. ``keep_chars`` tells a streaming client how much of this attempt's
+    text to keep (None: keep it all, the output was only flagged; after ``give_up`` the
+    page event that follows carries the text returned)."""
 
     page: int
     attempt: int
     verdict: dict[str, Any]
-    action: str
+    action: TripAction
     keep_chars: int | None
 
 

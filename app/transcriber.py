@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .engines.base import Engine, EngineError, GenerationRequest, SamplingOptions
 from .errors import EngineFailed
 from .guard import GuardConfig, LoopDetector
+from .guard.policy import GuardMode, ModePolicy, TripAction
 from .guard.recovery import Attempt, AttemptResult, RecoveryConfig, RecoveryPolicy
 from .images import Page
 from .prompt import parse_output
@@ -18,7 +19,6 @@ from .results import (
     DeltaEvent,
     Event,
     GuardEvent,
-    GuardMode,
     GuardReport,
     PageEvent,
     PageResult,
@@ -39,9 +39,13 @@ class PageJob:
 
 @dataclass
 class PageRun:
-    """What the caller needs after the events: the history for failure records."""
+    """What the caller needs besides the events: the history for failure records, and
+    the tokens generated so far (counted even when the page never finishes)."""
 
-    history: list[AttemptResult]
+    history: list[AttemptResult] = field(default_factory=list)
+    trips: list[tuple[AttemptResult, TripAction]] = field(default_factory=list)
+    """Every tripped attempt with what the guard did about it."""
+    generated: int = 0
     first_token_at: float | None = None
     result: PageResult | None = None
 
@@ -54,39 +58,38 @@ class Transcriber:
 
     async def run(self, job: PageJob, run: PageRun) -> AsyncIterator[Event]:
         """Yield the page's events, ending with its ``PageEvent``; fills ``run``."""
-        policy = RecoveryPolicy(self.recovery, seed=job.seed)
-        attempt: Attempt | None = policy.first()
+        policy = ModePolicy(job.mode)
+        recovery = RecoveryPolicy(self.recovery, seed=job.seed)
+        attempt: Attempt | None = recovery.first()
         history = run.history
         while attempt is not None:
             result = AttemptResult(attempt, token_ids=list(attempt.prefix_token_ids))
-            async for event in self._attempt(job, result, run):
+            async for event in self._attempt(job, result, run, policy):
                 yield event
             history.append(result)
-            if result.verdict is None or job.mode in ("off", "detect", "abort"):
+            if result.verdict is None or not policy.stops:
                 break
-            attempt = policy.next(history)
-            if attempt is not None:
-                keep = (
-                    len(self.engine.decode(attempt.prefix_token_ids))
-                    if attempt.prefix_token_ids
-                    else 0
-                )
-                yield GuardEvent(
-                    job.page.number,
-                    result.attempt.number,
-                    result.verdict.as_dict(),
-                    attempt.mode,
-                    keep,
-                )
-        best = policy.best(history) if job.mode == "recover" else history[-1]
-        run.result = self._page_result(job, history, best)
+            attempt = recovery.next(history) if policy.recovers else None
+            action = policy.action(attempt)
+            run.trips.append((result, action))
+            if action == "abort":
+                keep = len(self.engine.decode(policy.returned_ids(result)))
+            elif attempt is not None and attempt.prefix_token_ids:
+                keep = len(self.engine.decode(attempt.prefix_token_ids))
+            else:
+                keep = 0
+            yield GuardEvent(
+                job.page.number, result.attempt.number, result.verdict.as_dict(), action, keep
+            )
+        returned = recovery.best(history) if policy.recovers else history[-1]
+        run.result = self._page_result(job, policy, history, returned)
         yield PageEvent(run.result)
 
     async def _attempt(
-        self, job: PageJob, result: AttemptResult, run: PageRun
+        self, job: PageJob, result: AttemptResult, run: PageRun, policy: ModePolicy
     ) -> AsyncIterator[Event]:
         attempt = result.attempt
-        detector = LoopDetector(self.guard) if job.mode != "off" else None
+        detector = LoopDetector(self.guard) if policy.watches else None
         if detector is not None and attempt.prefix_token_ids:
             detector.feed(attempt.prefix_token_ids, self.engine.decode(attempt.prefix_token_ids))
         request = GenerationRequest(
@@ -109,6 +112,7 @@ class Transcriber:
                     if run.first_token_at is None:
                         run.first_token_at = time.monotonic()
                     result.token_ids.extend(delta.token_ids)
+                    run.generated += len(delta.token_ids)
                 if delta.finish_reason is not None:
                     result.finish_reason = delta.finish_reason
                 verdict = None
@@ -128,19 +132,15 @@ class Transcriber:
                     verdict.period,
                     verdict.lag,
                 )
-                if job.mode == "detect":
+                if not policy.stops:
+                    run.trips.append((result, "flag"))
                     yield GuardEvent(
-                        job.page.number, attempt.number, verdict.as_dict(), "flagged", None
+                        job.page.number, attempt.number, verdict.as_dict(), "flag", None
                     )
                     continue
                 result.finish_reason = "abort"
                 # Free the slot now rather than when the generator is collected.
                 await self.engine.abort(request.request_id)
-                if job.mode == "abort":
-                    keep = len(self.engine.decode(result.token_ids[: result.clean_length]))
-                    yield GuardEvent(
-                        job.page.number, attempt.number, verdict.as_dict(), "aborted", keep
-                    )
                 break
         except EngineError as exc:
             raise EngineFailed(f"the model engine failed: {exc}") from exc
@@ -148,10 +148,13 @@ class Transcriber:
             await stream.aclose()
 
     def _page_result(
-        self, job: PageJob, history: list[AttemptResult], best: AttemptResult
+        self,
+        job: PageJob,
+        policy: ModePolicy,
+        history: list[AttemptResult],
+        returned: AttemptResult,
     ) -> PageResult:
         report = GuardReport(mode=job.mode, version=self.guard.version)
-        first_trip = next((r for r in history if r.verdict is not None), None)
         for r in history:
             report.attempts.append(
                 AttemptReport(
@@ -165,20 +168,15 @@ class Transcriber:
                 )
             )
             report.tokens_generated += r.generated
-            if r.verdict is not None and job.mode != "detect":
+            if r.verdict is not None and policy.stops:
                 report.tokens_saved += max(0, job.max_tokens - len(r.token_ids))
-        if first_trip is not None and first_trip.verdict is not None:
-            v = first_trip.verdict
+        first_trip = next((r.verdict for r in history if r.verdict is not None), None)
+        if first_trip is not None:
             report.tripped = True
-            report.kind, report.period, report.onset, report.lag = v.kind, v.period, v.onset, v.lag
-            if job.mode == "detect":
-                report.action = "flagged"
-            elif job.mode == "abort":
-                report.action = "aborted"
-            else:
-                report.action = "recovered" if best.verdict is None else "failed"
-        ids = best.token_ids if job.mode == "detect" else best.token_ids[: best.clean_length]
-        raw = self.engine.decode(ids)
+            report.kind, report.period = first_trip.kind, first_trip.period
+            report.onset, report.lag = first_trip.onset, first_trip.lag
+        report.outcome = policy.outcome(history, returned)
+        raw = self.engine.decode(policy.returned_ids(returned))
         fields = parse_output(raw)
         return PageResult(
             page=job.page.number,
@@ -188,6 +186,6 @@ class Transcriber:
             text=fields.text if fields else None,
             raw_text=raw,
             valid_json=fields is not None,
-            finish_reason=best.finish_reason,
+            finish_reason=returned.finish_reason,
             guard=report,
         )

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/attention.py --model models/ocrguard-tiny --pages 24
 
-Teacher-forced: each held-out page (training/synth.py, the evaluation seed) goes through the
+Teacher-forced: each held-out page (training/model/synth.py, the evaluation seed) goes through the
 model with its true JSON as the answer, with eager attention so the weights can be read. For
 every answer token whose first character is drawn on the page (header, body, footer, or a
 single line; the margin note and the JSON syntax are skipped), each decoder head's attention
@@ -32,10 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app.engines.detokenizer import IncrementalDetokenizer  # noqa: E402
+from app.labeler import stream_texts  # noqa: E402
 from app.prompt import OUTPUT_FIELDS, ocr_messages  # noqa: E402
-from training.evaluation import EVAL_SEED  # noqa: E402
-from training.synth import Generator, Sample, parse_kinds  # noqa: E402
+from training.evaluation.heldout import EVAL_SEED  # noqa: E402
+from training.model.synth import Generator, Sample, parse_kinds  # noqa: E402
 
 SINGLE_LINE = ("chars", "words", "line")
 PAGES = ("block", "wordblock")
@@ -155,10 +155,10 @@ def trace(model, processor, kind: str, pages: int) -> KindTrace:
         rows = line_rows(sample, grid_rows)
         with torch.inference_mode():
             attentions = model(**inputs, output_attentions=True).attentions
-        detokenizer = IncrementalDetokenizer(processor.tokenizer)
         offset = 0
-        for k, token in enumerate(ids[start:].tolist()):
-            length = len(detokenizer.push([token]))  # 0 while a character is incomplete
+        answer = ids[start:].tolist()
+        for k, piece in enumerate(stream_texts(processor.tokenizer, answer)):
+            length = len(piece)  # 0 while a character is incomplete
             place = next((p for p in places[offset : offset + length] if p is not None), None)
             offset += length
             if place is None:
@@ -214,7 +214,7 @@ def main() -> None:
     for path in args.model or ["models/ocrguard-tiny"]:
         processor = AutoProcessor.from_pretrained(path, local_files_only=True)
         model = AutoModelForImageTextToText.from_pretrained(
-            path, local_files_only=True, attn_implementation="eager"
+            path, local_files_only=True, attn_implementation="eager", dtype=torch.float32
         ).eval()
         reader = None
         for kind in args.kinds:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/block_errors.py --model models/ocrguard-tiny --pages 500
 
-Held-out block pages (training/synth.py, the evaluation seed, the same pages as ``training
+Held-out block pages (training/model/synth.py, the evaluation seed, the same pages as ``training
 eval``), greedy decoding. Per field (header, margin, body, footer): CER over the pages that
 have that field in truth or in output, and the share exactly right. Then the body line by
 line, output line n against true line n: exact, **recalled** (the output line is a line of
@@ -28,9 +28,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.cer import cer  # noqa: E402
-from training.evaluation import evaluate_model  # noqa: E402
-from training.synth import BLOCK_LINE_CHARS, _sentences  # noqa: E402
+from training.evaluation.cer import cer  # noqa: E402
+from training.evaluation.heldout import evaluate_model  # noqa: E402
+from training.model.synth import BLOCK_LINE_CHARS, _sentences  # noqa: E402
 
 FIELDS = ("header", "margin", "text", "footer")
 SAME_START = 5  # characters a recalled line shares with the true one to count as "same start"

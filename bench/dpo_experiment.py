@@ -29,8 +29,8 @@ import httpx  # noqa: E402
 
 from app.config import EMBEDDED_MODEL, Settings  # noqa: E402
 from app.server import background_server  # noqa: E402
-from training.retrain import RetrainConfig, retrain  # noqa: E402
-from training.synth import Generator  # noqa: E402
+from training.model.synth import Generator  # noqa: E402
+from training.retrain.loop import RetrainConfig, retrain  # noqa: E402
 
 TRAFFIC_SEED = 7_000_001
 REDIS_URL = "redis://127.0.0.1:6379/0"

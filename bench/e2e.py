@@ -3,7 +3,7 @@
     .venv/bin/python bench/e2e.py                 # ~5 minutes on 2 cores
     .venv/bin/python bench/e2e.py --pages 100 --looping 3 --max-tokens 600
 
-Models: two scripted Qwen2.5-VL networks of the embedded model's size (training/scripted.py):
+Models: two scripted Qwen2.5-VL networks of the embedded model's size (tests/scripted.py):
 one answers every page with the same clean 120-token transcription, the other loops on a
 4-token unit until max_tokens. For the batch, the bench decides which pages loop (a red
 dot in the corner routes a page to the looping model: 3 of 100, the published production
@@ -40,10 +40,10 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from app.config import Settings  # noqa: E402
 from app.engines.base import GenerationRequest, SamplingOptions  # noqa: E402
-from app.engines.huggingface import TransformersEngine  # noqa: E402
+from app.engines.transformers import TransformersEngine  # noqa: E402
 from app.server import background_server  # noqa: E402
-from training.architecture import ModelSize  # noqa: E402
-from training.scripted import END, chain, cycle, save_scripted_model, vocabulary  # noqa: E402
+from tests.scripted import END, chain, cycle, save_scripted_model, vocabulary  # noqa: E402
+from training.model.architecture import ModelSize  # noqa: E402
 
 LOOP_MARK = (255, 0, 0)
 
@@ -228,7 +228,7 @@ def main() -> int:
             if guard == "off":
                 loop_tokens_off = loop_tokens
             saved = "-" if guard == "off" else f"{1 - loop_tokens / loop_tokens_off:.1%}"
-            actions = ",".join(sorted({b["pages"][0]["guard"]["action"] for b in loop_bodies}))
+            actions = ",".join(sorted({b["pages"][0]["guard"]["outcome"] for b in loop_bodies}))
             print(
                 f"| guard {guard} | {wall:.1f} s | {wall / base_wall - 1:+.1%} | {tokens} | {loop_tokens} | "
                 f"{saved} | {actions} |"

@@ -5,7 +5,7 @@
 
 Sets: real degenerate outputs and real legitimate repetition (bench/guard/corpus, sources in
 its manifest), loops injected into real documents at a known onset (bench/guard/synthetic.py),
-and clean synthetic pages from the embedded model's generator (training/synth.py).
+and clean synthetic pages from the embedded model's generator (training/model/synth.py).
 """
 
 from __future__ import annotations
@@ -19,12 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.config import EMBEDDED_MODEL  # noqa: E402
-from app.engines.detokenizer import IncrementalDetokenizer  # noqa: E402
 from app.guard import DEFAULT_CONFIG, LoopDetector  # noqa: E402
+from app.labeler import stream_texts  # noqa: E402
+from bench.guard import real as corpus  # noqa: E402
 from bench.guard.peers import PEERS  # noqa: E402
 from bench.guard.synthetic import CLEAR_KINDS, HARD_KINDS, inject_all  # noqa: E402
-
-CORPUS = ROOT / "bench/guard/corpus"
 
 
 class Ocrguard:
@@ -40,9 +39,8 @@ class Ocrguard:
 
 
 def encode(tokenizer, text: str) -> tuple[list[int], list[str]]:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    detok = IncrementalDetokenizer(tokenizer)
-    return ids, [detok.push([i]) for i in ids]
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    return ids, stream_texts(tokenizer, ids)
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -65,18 +63,10 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
-    manifest = [
-        json.loads(line)
-        for line in (CORPUS / "manifest.jsonl").read_text().splitlines()
-        if line.strip()
-    ]
     real = {"degenerate": [], "legit": []}
-    for item in manifest:
-        text = (CORPUS / item["file"]).read_text(encoding="utf-8")
-        real[item["set"]].append((item, encode(tokenizer, text)))
-    documents = [
-        (CORPUS / m["file"]).read_text(encoding="utf-8") for m in manifest if m["set"] == "legit"
-    ]
+    for item in corpus.manifest():
+        real[item["set"]].append((item, encode(tokenizer, corpus.read(item))))
+    documents = corpus.legit_texts()
     injected = []
     for item in inject_all(documents, args.per_kind, seed=7):
         ids, texts = encode(tokenizer, item.text)
@@ -87,7 +77,7 @@ def main() -> int:
             else 0
         )
         injected.append((item, ids, texts, onset, period))
-    from training.synth import KINDS, Generator
+    from training.model.synth import KINDS, Generator
 
     generator = Generator(seed=424_242)
     clean = [

@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import EMBEDDED_MODEL  # noqa: E402
 from app.guard import LoopDetector  # noqa: E402
+from bench.guard.real import legit_texts  # noqa: E402
 from bench.guard_quality import encode  # noqa: E402
 
 
@@ -70,8 +71,7 @@ def main() -> int:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
-    corpus = sorted((ROOT / "bench/guard/corpus/legit").glob("*.txt"))
-    text = "\n".join(p.read_text(encoding="utf-8") for p in corpus)
+    text = "\n".join(legit_texts())
     ids, texts = encode(tokenizer, text)
     cases = [("clean documents (legit corpus)", ids, texts)]
     rng = random.Random(0)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/line_errors.py --model models/ocrguard-tiny --pages 500
 
-Held-out lines (training/synth.py, the evaluation seed, the same pages as ``training eval``),
+Held-out lines (training/model/synth.py, the evaluation seed, the same pages as ``training eval``),
 greedy decoding. Each line is put in a content class by the shape of its ground truth (CPF,
 CNPJ, date, money, "city - UF", and "other": names, companies, addresses and lines of the
 pt-BR corpus); per class: lines, CER, exact lines, lines with CER >= 0.3. Then the share
@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from training.evaluation import evaluate_model  # noqa: E402
+from training.evaluation.heldout import evaluate_model  # noqa: E402
 
 CLASSES = (
     ("cpf", re.compile(r"\d{3}\.\d{3}\.\d{3}-\d{2}")),

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/recovery.py --model models/ocrguard-tiny --pages 60
 
-For held-out synthetic pages (training/synth.py, the evaluation seed) the model is run
+For held-out synthetic pages (training/model/synth.py, the evaluation seed) the model is run
 with the guard off; the pages whose greedy output loops are then transcribed again under
 ``guard=recover`` with each strategy (same engine, same guard, same temperature ladder).
 Reported per strategy: pages recovered (a clean attempt), tokens spent, and character
@@ -21,15 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.config import EMBEDDED_MODEL  # noqa: E402
-from app.engines.huggingface import TransformersEngine  # noqa: E402
+from app.engines.transformers import TransformersEngine  # noqa: E402
 from app.guard import DEFAULT_CONFIG  # noqa: E402
 from app.guard.recovery import RecoveryConfig  # noqa: E402
 from app.images import Page  # noqa: E402
 from app.prompt import OCR_INSTRUCTION, parse_output  # noqa: E402
 from app.transcriber import PageJob, PageRun, Transcriber  # noqa: E402
-from training.cer import cer  # noqa: E402
-from training.evaluation import EVAL_SEED, transcription  # noqa: E402
-from training.synth import Generator  # noqa: E402
+from training.evaluation.cer import cer  # noqa: E402
+from training.evaluation.heldout import EVAL_SEED  # noqa: E402
+from training.model.synth import Generator  # noqa: E402
 
 
 async def transcribe(transcriber: Transcriber, image, mode: str, max_tokens: int) -> PageRun:
@@ -42,7 +42,7 @@ async def transcribe(transcriber: Transcriber, image, mode: str, max_tokens: int
 
 def returned_cer(run: PageRun, reference: str) -> float:
     fields = parse_output(run.result.raw_text)
-    return cer(transcription(fields) if fields else run.result.raw_text, reference)
+    return cer(fields.transcription if fields else run.result.raw_text, reference)
 
 
 async def main_async(args) -> int:
@@ -67,7 +67,7 @@ async def main_async(args) -> int:
     )
     print("|---|---|---|---|---|")
     base_tokens = statistics.mean(r.result.guard.tokens_generated for _, r in looping)
-    base_cer = statistics.mean(returned_cer(r, transcription(s.fields)) for s, r in looping)
+    base_cer = statistics.mean(returned_cer(r, s.fields.transcription) for s, r in looping)
     print(
         f"| guard off (runs until it stops or hits max_tokens) | 0 | {base_tokens:.0f} | {base_cer:.3f} | 1 |"
     )
@@ -77,9 +77,9 @@ async def main_async(args) -> int:
             (s, await transcribe(transcriber, s.image, "recover", args.max_tokens))
             for s, _ in looping
         ]
-        recovered = sum(r.result.guard.action == "recovered" for _, r in runs)
+        recovered = sum(r.result.guard.outcome == "recovered" for _, r in runs)
         tokens = statistics.mean(r.result.guard.tokens_generated for _, r in runs)
-        error = statistics.mean(returned_cer(r, transcription(s.fields)) for s, r in runs)
+        error = statistics.mean(returned_cer(r, s.fields.transcription) for s, r in runs)
         attempts = statistics.mean(len(r.history) for _, r in runs)
         print(
             f"| {strategy} | {recovered}/{len(runs)} | {tokens:.0f} | {error:.3f} | {attempts:.2f} |"

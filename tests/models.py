@@ -1,11 +1,11 @@
 """Tiny models for tests: random weights (they babble and loop) and scripted ones (see
-training/scripted.py) whose output a test knows in advance."""
+tests/scripted.py) whose output a test knows in advance."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from training.scripted import END, cycle, save_random_model, save_scripted_model
+from tests.scripted import END, cycle, save_random_model, save_scripted_model
 
 __all__ = ["save_looping_model", "save_random_model"]
 

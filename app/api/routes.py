@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import aclosing
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.errors import NotFound
@@ -22,7 +22,7 @@ from .deps import (
 )
 from .inputs import read_ocr_request
 from .schemas import Feedback, OcrJsonRequest, OcrOptions
-from .sse import sse_events
+from .sse import ReservedStream, sse_events
 
 router = APIRouter()
 
@@ -60,23 +60,14 @@ async def ocr(request: Request, settings: SettingsDep, service: ServiceDep) -> R
         max_tokens=options.max_tokens or settings.max_tokens,
         seed=options.seed,
     )
+    reservation = service.reserve()  # 503 now, before a 200 starts streaming
     if options.stream:
-        admission = service.admit()
-        await admission.__aenter__()  # 503 now, before the 200 starts streaming
-
-        async def body():
-            try:
-                async for chunk in sse_events(service.transcribe(job), job.request_id):
-                    yield chunk
-            finally:
-                await admission.__aexit__(None, None, None)
-
-        return StreamingResponse(
-            body(),
-            media_type="text/event-stream",
+        return ReservedStream(
+            sse_events(service.transcribe(job), job.request_id),
+            reservation,
             headers={"Cache-Control": "no-cache", "X-Request-Id": job.request_id},
         )
-    async with service.admit(), aclosing(service.transcribe(job)) as events:
+    async with reservation, aclosing(service.transcribe(job)) as events:
         async for event in events:
             if isinstance(event, ResultEvent):
                 return JSONResponse(event.body, headers={"X-Request-Id": job.request_id})

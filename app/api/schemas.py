@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-GuardModeName = Literal["off", "detect", "abort", "recover"]
+from app.guard.policy import GuardMode
 
 
 class OcrOptions(BaseModel):
@@ -18,7 +16,7 @@ class OcrOptions(BaseModel):
     max_tokens: int | None = Field(
         None, ge=1, description="Most tokens per page (server ceiling applies)."
     )
-    guard: GuardModeName = Field("recover", description="off | detect | abort | recover.")
+    guard: GuardMode = Field("recover", description="off | detect | abort | recover.")
     pages: str | None = Field(None, description="PDF pages, e.g. '1-3,5' (default: all).")
     seed: int = Field(0, description="Seed of sampled recovery attempts.")
 

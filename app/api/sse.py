@@ -8,6 +8,10 @@ from collections.abc import AsyncIterator
 from dataclasses import asdict
 from typing import Any
 
+from starlette.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from app.admission import Reservation
 from app.errors import OcrGuardError
 from app.ocr_service import ResultEvent
 from app.results import DeltaEvent, Event, GuardEvent, PageEvent
@@ -41,3 +45,24 @@ async def sse_events(
             "error",
             {"request_id": request_id, "code": "internal_error", "message": "internal error"},
         )
+
+
+class ReservedStream(StreamingResponse):
+    """An event stream that gives its admission reservation back however it ends: after
+    the last event, when the client leaves mid-stream, or when sending the response start
+    fails and the body never runs (its own ``finally`` would then never execute)."""
+
+    def __init__(
+        self, content: AsyncIterator[bytes], reservation: Reservation, headers: dict[str, str]
+    ) -> None:
+        super().__init__(content, media_type="text/event-stream", headers=headers)
+        self.reservation = reservation
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            close = getattr(self.body_iterator, "aclose", None)
+            if close is not None:
+                await close()  # aborts the engine request now, not when collected
+            self.reservation.release()

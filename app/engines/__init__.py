@@ -22,14 +22,15 @@ __all__ = [
 def load_engine(settings: Settings) -> Engine:
     """Build the configured engine; heavy imports happen only here."""
     if settings.engine == "vllm":
-        from .vllm_async import VllmEngine
+        from .vllm import VllmEngine
 
         return VllmEngine.from_settings(settings)
-    from .huggingface import TransformersEngine
+    from .transformers import TransformersEngine
 
     return TransformersEngine(
         settings.model,
         device=settings.device,
+        dtype=settings.dtype,
         max_concurrency=settings.max_concurrency,
         threads=settings.torch_threads,
     )

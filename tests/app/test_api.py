@@ -10,7 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.failure_log import FailureRecord
+from app.failure_record import FailureRecord
 from app.images import image_sha256
 
 from .. import samples
@@ -81,7 +81,7 @@ def test_loop_is_aborted_and_logged_with_its_image(serve, looping_model, redis_c
         response = ocr(url, upload, guard="abort")
     page = response.json()["pages"][0]
     guard = page["guard"]
-    assert guard["tripped"] and guard["action"] == "aborted"
+    assert guard["tripped"] and guard["outcome"] == "aborted"
     assert guard["kind"] == "ngram_loop" and guard["period"] == 4
     assert (
         guard["tokens_generated"] < 40 and guard["tokens_saved"] == 200 - guard["tokens_generated"]
@@ -103,7 +103,7 @@ def test_recover_rewinds_past_the_loop(serve, looping_model, redis_client, key_p
     with serve(looping_model, max_tokens=200, guard_strategy="rewind") as url:
         response = ocr(url, samples.png(), guard="recover")
     page = response.json()["pages"][0]
-    assert page["guard"]["action"] == "recovered"
+    assert page["guard"]["outcome"] == "recovered"
     assert [a["mode"] for a in page["guard"]["attempts"]] == ["initial", "resume"]
     assert page["raw_text"] == LOOP_TEXT and page["finish_reason"] == "stop"
     [(_, fields)] = stream_entries(redis_client, key_prefix)
@@ -114,7 +114,7 @@ def test_recover_gives_up_after_the_last_attempt(serve, stuck_model):
     with serve(stuck_model, max_tokens=200, guard_max_attempts=3, guard_strategy="rewind") as url:
         response = ocr(url, samples.png(), guard="recover")
     guard = response.json()["pages"][0]["guard"]
-    assert guard["action"] == "failed"
+    assert guard["outcome"] == "failed"
     assert [a["mode"] for a in guard["attempts"]] == ["initial", "resume", "retry"]
 
 
@@ -122,7 +122,7 @@ def test_detect_only_flags(serve, looping_model):
     with serve(looping_model, max_tokens=60) as url:
         response = ocr(url, samples.png(), guard="detect")
     page = response.json()["pages"][0]
-    assert page["guard"]["action"] == "flagged" and page["finish_reason"] == "length"
+    assert page["guard"]["outcome"] == "flagged" and page["finish_reason"] == "length"
     assert page["guard"]["tokens_generated"] == 60
 
 

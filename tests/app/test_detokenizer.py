@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from app.engines.detokenizer import IncrementalDetokenizer
-from training.architecture import build_tokenizer
+from app.detokenizer import IncrementalDetokenizer
+from training.model.architecture import build_tokenizer
 
 TEXT = "Ação, coração e São Paulo — 😊 文字 ok"
 

@@ -22,7 +22,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 README = EXAMPLES.parent / "README.md"
 
 # (image, header, margin, footer, text, tokens generated), as the README's table states them.
-# examples/page.png is the first held-out prose page: training.synth.Generator(EVAL_SEED)
+# examples/page.png is the first held-out prose page: training.model.synth.Generator(EVAL_SEED)
 # .sample(0, "block").
 CASES = [
     ("line.png", "", "", "", "Gabriela Moura", 20),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bench.attention import MERGED, char_places, line_rows
-from training.synth import Generator
+from training.model.synth import Generator
 
 
 def drawn_lines(sample):

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.failure_log import FailureRecord
+from app.failure_record import FailureRecord
 from app.prompt import OCR_INSTRUCTION, PROMPT_VERSION, PageFields
 
 LOOP = '{"header": "", "margin": "", "footer": "", "text": "Nota Nota Nota Nota Nota Nota Nota'

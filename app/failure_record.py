@@ -1,0 +1,149 @@
+"""The failure record: the contract between the service and training (pure: no Redis, no metrics).
+
+One Redis Stream entry per guard trip. The service writes it (``app/failure_log.py``), the
+retraining pipeline reads it (``training/retrain/export.py``); both build every key from
+``RedisKeys`` and every entry through ``FailureRecord.to_fields`` / ``from_fields``, which
+refuses an entry of another schema version instead of misreading it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .guard.recovery import AttemptResult
+
+RECORD_SCHEMA = "1"
+"""Bump when a field changes meaning or type; readers refuse other versions."""
+
+
+class SchemaMismatch(ValueError):
+    """A stream entry written under another schema version than this code reads."""
+
+
+@dataclass(frozen=True)
+class RedisKeys:
+    """Every Redis key of the failure log, from one prefix and one stream name."""
+
+    prefix: str = "ocrguard:"
+    """Prefix of every key but the stream's."""
+    stream: str = "ocrguard:failures"
+    """The Redis Stream of failure records."""
+
+    def image(self, sha256: str) -> str:
+        """A page image (PNG), stored once under its content hash."""
+        return f"{self.prefix}image:{sha256}"
+
+    def request(self, request_id: str) -> str:
+        """Marks a request that logged a failure (feedback is accepted for it)."""
+        return f"{self.prefix}request:{request_id}"
+
+    def feedback(self, request_id: str) -> str:
+        """Hash of a request's corrections, one field per page number."""
+        return f"{self.prefix}feedback:{request_id}"
+
+
+@dataclass
+class FailureRecord:
+    """What training needs of one degenerate generation (DESIGN.md, the failure record)."""
+
+    request_id: str
+    page: int
+    model_id: str
+    model_revision: str
+    prompt_version: str
+    prompt: str
+    guard_version: str
+    guard_mode: str
+    image_sha256: str
+    attempt: int
+    sampling: dict[str, Any]
+    output: str
+    """The degenerate output up to the abort."""
+    output_token_ids: list[int]
+    verdict: dict[str, Any]
+    recovered: bool = False
+    """Whether the page ended with a clean attempt."""
+    final_output: str = ""
+    """What the request returned for the page after recovery."""
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+    @classmethod
+    def of_attempt(
+        cls,
+        result: AttemptResult,
+        *,
+        request_id: str,
+        page: int,
+        model_id: str,
+        model_revision: str,
+        prompt_version: str,
+        prompt: str,
+        guard_version: str,
+        guard_mode: str,
+        image_sha256: str,
+        max_tokens: int,
+        output: str,
+        recovered: bool,
+        final_output: str,
+        attempts: list[dict[str, Any]],
+    ) -> FailureRecord:
+        """The record of one tripped attempt (``output`` is its token ids decoded)."""
+        if result.verdict is None:
+            raise ValueError("only a tripped attempt makes a failure record")
+        attempt = result.attempt
+        return cls(
+            request_id=request_id,
+            page=page,
+            model_id=model_id,
+            model_revision=model_revision,
+            prompt_version=prompt_version,
+            prompt=prompt,
+            guard_version=guard_version,
+            guard_mode=guard_mode,
+            image_sha256=image_sha256,
+            attempt=attempt.number,
+            sampling={
+                "temperature": attempt.temperature,
+                "seed": attempt.seed,
+                "max_tokens": max_tokens,
+                "mode": attempt.mode,
+                "prefix_tokens": len(attempt.prefix_token_ids),
+            },
+            output=output,
+            output_token_ids=list(result.token_ids),
+            verdict=result.verdict.as_dict(),
+            recovered=recovered,
+            final_output=final_output,
+            attempts=attempts,
+        )
+
+    def to_fields(self) -> dict[str, str]:
+        """The stream entry: strings as they are, everything else as JSON, plus ``schema``."""
+        out = {}
+        for key, value in asdict(self).items():
+            out[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        out["schema"] = RECORD_SCHEMA
+        return out
+
+    @classmethod
+    def from_fields(cls, entry: dict[str, str]) -> FailureRecord:
+        """Read a stream entry back; ``SchemaMismatch`` for another schema version, and
+        ``ValueError``/``KeyError`` for an entry that is not a failure record."""
+        schema = entry.get("schema")
+        if schema != RECORD_SCHEMA:
+            raise SchemaMismatch(
+                f"failure record schema {schema!r}; this reader understands {RECORD_SCHEMA!r}"
+            )
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in entry:
+                raw = entry[f.name]
+                kwargs[f.name] = raw if f.type == "str" else json.loads(raw)
+        return cls(**kwargs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,61 @@
+"""``training eval``: the per-page records agree with the summary, on the held-out pages."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from app.prompt import PageFields
+from tests.models import save_random_model
+from training.evaluation.heldout import EVAL_SEED, evaluate_loaded, evaluate_model
+from training.model.synth import Generator
+
+pytestmark = pytest.mark.slow
+
+
+def test_evaluation_records_every_page_and_summarises_them(tmp_path):
+    model = save_random_model(tmp_path / "model")
+    records: list[dict] = []
+    results = evaluate_model(str(model), ("line", "form"), 3, 6, batch_size=2, records=records)
+
+    assert [r["kind"] for r in records] == ["line"] * 3 + ["form"] * 3
+    held_out = Generator(EVAL_SEED)
+    for n, record in enumerate(records):
+        page = held_out.sample(n % 3, record["kind"])
+        assert record["reference"] == page.fields.transcription
+        assert record["reference_fields"] == dataclasses.asdict(page.fields)
+        assert record["hypothesis_fields"] is None  # random weights do not write the JSON
+        assert record["hypothesis"] != record["reference"]  # random weights do not read
+    for kind in ("line", "form"):
+        mine = [r for r in records if r["kind"] == kind]
+        assert results[kind]["pages"] == 3
+        assert results[kind]["cer"] == round(sum(r["cer"] for r in mine) / 3, 4)
+        assert results[kind]["exact_rate"] == 0.0
+
+
+def test_records_hold_both_sides_fields_where_the_output_parses():
+    records: list[dict] = []
+    evaluate_model("models/ocrguard-tiny", ("receipt",), 2, 128, batch_size=2, records=records)
+    for n, record in enumerate(records):
+        page = Generator(EVAL_SEED).sample(n, "receipt")
+        assert record["reference_fields"] == dataclasses.asdict(page.fields)
+        parsed = PageFields(**record["hypothesis_fields"])  # the embedded model writes the JSON
+        assert parsed.footer and parsed.transcription == record["hypothesis"]
+
+
+def test_an_evaluation_leaves_the_tokenizer_as_it_found_it(tmp_path):
+    # SFT evaluates in between checkpoints; its batches pad on the left, which the saved
+    # tokenizer must not keep (it did: every checkpoint's tokenizer.json padded on the left).
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    path = save_random_model(tmp_path / "model")
+    processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+    side = processor.tokenizer.padding_side
+    evaluate_loaded(processor, model, ("line",), 2, 2, batch_size=2)
+    assert processor.tokenizer.padding_side == side
+    processor.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "tokenizer.json").read_text(encoding="utf-8"))
+    assert saved["padding"] is None

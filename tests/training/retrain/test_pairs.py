@@ -1,0 +1,216 @@
+"""Pair rules (which chosen wins, what is dropped and why) and the rows TRL reads."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from app.prompt import ocr_messages
+from training.retrain.judges import ReferenceJudge, StructuralJudge
+from training.retrain.pairs import PairRules, build_pairs, choose, load_pairs, read_pairs, report
+
+from ..records import CLEAN, LOOP, LOOPING_JSON, record, write_snapshot
+
+FIXED = '{"header":"","margin":"","footer":"","text":"Nota fiscal corrigida"}'
+OTHER = '{"header":"","margin":"","footer":"","text":"Outra nota"}'
+FEEDBACK = {"page": 1, "text": "Nota fiscal corrigida", "time": 1.0}
+
+
+def candidate(text: str, degenerate: bool = False) -> dict:
+    return {"text": text, "degenerate": degenerate, "seed": 0, "temperature": 0.7}
+
+
+class Fixed:
+    """A judge with a score per text."""
+
+    name = "fixed"
+
+    def __init__(self, scores: dict[str, float | None]) -> None:
+        self.scores = scores
+
+    def score(self, candidate, *, reference=None, image_png=None):
+        return self.scores.get(candidate)
+
+
+CASES = [
+    # id, record overrides, feedback, candidates, judge, expected (source, chosen) or reason
+    (
+        "feedback beats all",
+        {"recovered": True, "final_output": CLEAN},
+        FEEDBACK,
+        [candidate(OTHER)],
+        Fixed({OTHER: 1.0}),
+        ("feedback", FIXED),
+    ),
+    (
+        "feedback of another page is ignored",
+        {"recovered": True, "final_output": CLEAN},
+        {**FEEDBACK, "page": 2},
+        [],
+        None,
+        ("recovered", CLEAN),
+    ),
+    (
+        "recovered beats candidates",
+        {"recovered": True, "final_output": CLEAN},
+        None,
+        [candidate(OTHER)],
+        Fixed({OTHER: 1.0}),
+        ("recovered", CLEAN),
+    ),
+    (
+        "unrecovered final output is not used",
+        {"recovered": False, "final_output": CLEAN},
+        None,
+        [],
+        None,
+        "no_chosen",
+    ),
+    (
+        "looping recovery falls through to candidates",
+        {"recovered": True, "final_output": LOOPING_JSON},
+        None,
+        [candidate(OTHER)],
+        Fixed({OTHER: 0.9}),
+        ("candidate", OTHER),
+    ),
+    (
+        "looping recovery alone",
+        {"recovered": True, "final_output": LOOPING_JSON},
+        None,
+        [],
+        None,
+        "chosen_degenerate",
+    ),
+    (
+        "recovery not the schema",
+        {"recovered": True, "final_output": "Nota fiscal"},
+        None,
+        [],
+        None,
+        "chosen_not_schema",
+    ),
+    (
+        "recovery equal to rejected",
+        {"recovered": True, "final_output": LOOP + "  "},
+        None,
+        [],
+        None,
+        "chosen_equals_rejected",
+    ),
+    ("nothing at all", {}, None, [], None, "no_chosen"),
+    (
+        "best judged candidate",
+        {},
+        None,
+        [candidate(CLEAN), candidate(OTHER)],
+        Fixed({CLEAN: 0.6, OTHER: 0.8}),
+        ("candidate", OTHER),
+    ),
+    (
+        "degenerate-labelled candidates",
+        {},
+        None,
+        [candidate(CLEAN, degenerate=True)],
+        Fixed({CLEAN: 1.0}),
+        "chosen_degenerate",
+    ),
+    (
+        "candidate that loops unlabelled",
+        {},
+        None,
+        [candidate(LOOPING_JSON)],
+        Fixed({LOOPING_JSON: 1.0}),
+        "chosen_degenerate",
+    ),
+    (
+        "candidate equal to rejected",
+        {},
+        None,
+        [candidate(LOOP)],
+        Fixed({LOOP: 1.0}),
+        "chosen_equals_rejected",
+    ),
+    ("below minimum score", {}, None, [candidate(CLEAN)], Fixed({CLEAN: 0.2}), "judge_below_min"),
+    ("judge abstains", {}, None, [candidate(CLEAN)], Fixed({}), "judge_abstained"),
+    (
+        "feedback with only text",
+        {},
+        {"text": "Nota fiscal corrigida"},
+        [],
+        None,
+        ("feedback", FIXED),
+    ),
+    ("feedback without fields", {}, {"page": 1, "note": "bad page"}, [], None, "no_chosen"),
+]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "feedback", "candidates", "judge", "expected"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_choose(overrides, feedback, candidates, judge, expected):
+    choice = choose(record("r", **overrides), feedback, candidates, PairRules(judge))
+    if isinstance(expected, tuple):
+        assert (choice.source, choice.chosen, choice.reason) == (*expected, None)
+    else:
+        assert (choice.chosen, choice.reason) == (None, expected)
+
+
+def test_reference_judge_picks_the_closest_candidate():
+    near = '{"header":"","margin":"","footer":"","text":"Nota fiscal n 123"}'
+    far = '{"header":"","margin":"","footer":"","text":"Recibo"}'
+    choice = choose(
+        record("r"),
+        None,
+        [candidate(far), candidate(near)],
+        PairRules(ReferenceJudge()),
+        reference=CLEAN,
+    )
+    assert (choice.source, choice.chosen) == ("candidate", near)
+    assert choice.score == pytest.approx(1 - 1 / 18)
+
+
+def test_build_pairs_writes_trl_rows_and_counts_drops(tmp_path, random_model):
+    snapshot = write_snapshot(
+        tmp_path / "snapshot",
+        [
+            (record("a"), FEEDBACK),
+            (record("b", recovered=True, final_output=CLEAN), None),
+            (record("c", recovered=True, final_output=LOOPING_JSON), None),
+            (record("d", prompt="Transcreva."), None),
+        ],
+    )
+    candidates = {"page_key": "d#1", "text": CLEAN, "degenerate": False}
+    (snapshot / "candidates.jsonl").write_text(json.dumps(candidates) + "\n")
+    out = tmp_path / "pairs"
+
+    stats = build_pairs(snapshot, out, PairRules(StructuralJudge()))
+
+    assert stats.rows == 3 and dict(stats.by_source) == {
+        "feedback": 1,
+        "recovered": 1,
+        "candidate": 1,
+    }
+    assert dict(stats.dropped) == {"chosen_degenerate": 1}
+    assert "dropped (chosen_degenerate): 1" in report(stats)
+    rows = read_pairs(out)
+    assert rows[0]["prompt"] == ocr_messages(record("a").prompt)
+    assert rows[2]["prompt"] == ocr_messages("Transcreva.")
+    assert rows[0]["chosen"] == [{"role": "assistant", "content": FIXED}]
+    assert rows[1]["rejected"] == [{"role": "assistant", "content": LOOP}]
+    assert all((out / row["images"][0]).exists() for row in rows)
+
+    dataset = load_pairs(out)
+    assert dataset.column_names == ["images", "prompt", "chosen", "rejected"]
+    assert dataset[0]["images"][0].size == (56, 56)
+
+    from transformers import AutoProcessor
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    processor = AutoProcessor.from_pretrained(random_model)
+    batch = DataCollatorForVisionPreference(processor)([dataset[0], dataset[1]])
+    assert batch["input_ids"].shape[0] == 4  # chosen and rejected of each row
+    assert batch["completion_mask"].sum() > 0 and "pixel_values" in batch

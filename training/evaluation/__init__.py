@@ -1,0 +1,1 @@
+"""Evaluation: CER, exact rate, valid JSON and degeneration of models side by side."""

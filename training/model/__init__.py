@@ -1,0 +1,1 @@
+"""Making the embedded model: synthetic pages, the architecture, SFT, health checks, release."""

@@ -1,0 +1,1 @@
+"""The retraining loop: export failures, sample candidates, judge, build pairs, DPO, one round."""
