@@ -11,7 +11,7 @@
 # fine-tune) on one GPU; docs/deploy.md explains them and how to serve other models.
 
 # Pinned: each vLLM release pins its own torch, and the vLLM engine needs vLLM >= 0.17.
-ARG VLLM_IMAGE=vllm/vllm-openai:v0.33.0
+ARG VLLM_IMAGE=vllm/vllm-openai:v0.32.0
 FROM ${VLLM_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

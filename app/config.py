@@ -22,7 +22,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OCRGUARD_", extra="ignore")
 
     model: str = Field(str(EMBEDDED_MODEL), description="Local model folder or HF model id.")
-    engine: Literal["transformers", "vllm"] = Field("transformers", description="Model runtime.")
+    model_revision: str | None = Field(
+        None, description="HF revision (branch, tag or commit) of a hub model; reported as served."
+    )
+    engine: Literal["transformers", "vllm", "openai"] = Field(
+        "transformers",
+        description="Model runtime: transformers (CPU default), vllm (in-process), openai (an "
+        "OpenAI-compatible server at OCRGUARD_UPSTREAM_URL).",
+    )
+    upstream_url: str | None = Field(
+        None, description="engine=openai: the server's API base, e.g. http://vllm:8000/v1."
+    )
+    upstream_api_key: str | None = Field(None, description="engine=openai: bearer token sent.")
+    upstream_model: str | None = Field(
+        None, description="engine=openai: model name to ask for (None: the first it lists)."
+    )
+    upstream_tokenizer: str | None = Field(
+        None,
+        description="engine=openai: local folder or cached hub id of the model's tokenizer, so "
+        "the guard reads its tokens; None: the guard reads characters.",
+    )
+    upstream_timeout_seconds: float = Field(
+        60.0, gt=0, description="engine=openai: longest wait for the next streamed chunk (504)."
+    )
     device: str = Field("cpu", description="torch device for the transformers engine.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto",
@@ -37,8 +59,21 @@ class Settings(BaseSettings):
         8, ge=0, description="Requests allowed to wait for a generation slot; beyond: 503."
     )
     max_tokens: int = Field(1024, ge=1, description="Default and ceiling of max_tokens per page.")
-    vllm_max_model_len: int = Field(8192, description="vLLM max model length.")
-    vllm_gpu_memory_utilization: float = Field(0.85, description="vLLM GPU memory fraction.")
+    vllm_max_model_len: int | None = Field(
+        None, ge=1, description="vLLM max model length (prompt + output); None: the model's."
+    )
+    vllm_gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="vLLM GPU memory fraction (GPUs only)."
+    )
+    vllm_kv_cache_bytes: int | None = Field(
+        None,
+        ge=1 << 20,
+        description="vLLM KV cache size in bytes; None: 1 GiB on a CPU, the memory fraction "
+        "on a GPU.",
+    )
+    vllm_enforce_eager: bool | None = Field(
+        None, description="vLLM without graph capture/compilation; None: on a CPU only."
+    )
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the failure log.")
     stream_key: str = Field("ocrguard:failures", description="Redis Stream of failure records.")
@@ -106,6 +141,15 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [k.strip() for k in value.split(",") if k.strip()]
+        return value
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _check_upstream_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                "OCRGUARD_UPSTREAM_URL must be an http(s) URL such as http://host:8000/v1"
+            )
         return value
 
     @field_validator("redis_url")

@@ -47,3 +47,32 @@ class ShuttingDown(OcrGuardError):
 
 class EngineFailed(OcrGuardError):
     code, status = "engine_failed", 502
+
+
+class EngineUnavailable(OcrGuardError):
+    code, status = "engine_unavailable", 503
+
+
+class EngineTimeout(OcrGuardError):
+    code, status = "engine_timeout", 504
+
+
+class EngineRejected(OcrGuardError):
+    """The model server refused the request: its own 4xx status and message."""
+
+    code = "engine_rejected"
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def from_engine(kind: str, message: str, status: int | None = None) -> OcrGuardError:
+    """The HTTP error for an engine failure of ``kind`` (app.engines.base.EngineError)."""
+    if kind == "unavailable":
+        return EngineUnavailable(message, headers={"Retry-After": "5"})
+    if kind == "timeout":
+        return EngineTimeout(message)
+    if kind == "rejected":
+        return EngineRejected(message, status if status and 400 <= status < 500 else 400)
+    return EngineFailed(message)

@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             flush_interval_seconds=settings.flush_interval_seconds,
         )
         served = engine or load_engine(settings)
+        await served.start()
         recovery = RecoveryConfig(
             strategy=settings.guard_strategy, max_attempts=settings.guard_max_attempts
         )

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from .engines.base import Engine, EngineError, GenerationRequest, SamplingOptions
-from .errors import EngineFailed
+from .errors import from_engine
 from .guard import GuardConfig, LoopDetector
 from .guard.policy import GuardMode, ModePolicy, TripAction
 from .guard.recovery import Attempt, AttemptResult, RecoveryConfig, RecoveryPolicy
@@ -59,7 +59,7 @@ class Transcriber:
     async def run(self, job: PageJob, run: PageRun) -> AsyncIterator[Event]:
         """Yield the page's events, ending with its ``PageEvent``; fills ``run``."""
         policy = ModePolicy(job.mode)
-        recovery = RecoveryPolicy(self.recovery, seed=job.seed)
+        recovery = RecoveryPolicy(self.recovery, seed=job.seed, can_resume=self.engine.can_resume)
         attempt: Attempt | None = recovery.first()
         history = run.history
         while attempt is not None:
@@ -143,7 +143,7 @@ class Transcriber:
                 await self.engine.abort(request.request_id)
                 break
         except EngineError as exc:
-            raise EngineFailed(f"the model engine failed: {exc}") from exc
+            raise from_engine(exc.kind, f"the model engine: {exc}", exc.status) from exc
         finally:
             await stream.aclose()
 

@@ -73,6 +73,14 @@ class RoutingEngine:
     def decode(self, token_ids) -> str:
         return self.clean.decode(token_ids)
 
+    can_resume = True
+
+    async def start(self) -> None:
+        pass
+
+    def metrics(self) -> bytes:
+        return b""
+
     async def close(self) -> None:
         await self.clean.close()
         await self.looping.close()

@@ -118,5 +118,6 @@ async def readyz(
 
 
 @router.get("/metrics", dependencies=[Depends(require_key_for_metrics)])
-async def metrics_endpoint(metrics: MetricsDep) -> Response:
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+async def metrics_endpoint(metrics: MetricsDep, service: ServiceDep) -> Response:
+    body = generate_latest(metrics.registry) + service.engine.metrics()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -21,6 +21,10 @@ __all__ = [
 
 def load_engine(settings: Settings) -> Engine:
     """Build the configured engine; heavy imports happen only here."""
+    if settings.engine == "openai":
+        from .openai import UpstreamEngine
+
+        return UpstreamEngine.from_settings(settings)
     if settings.engine == "vllm":
         from .vllm import VllmEngine
 
@@ -31,6 +35,7 @@ def load_engine(settings: Settings) -> Engine:
         settings.model,
         device=settings.device,
         dtype=settings.dtype,
+        revision=settings.model_revision,
         max_concurrency=settings.max_concurrency,
         threads=settings.torch_threads,
     )

@@ -8,7 +8,9 @@ from typing import Literal, Protocol, runtime_checkable
 
 from PIL import Image
 
-FinishReason = Literal["stop", "length", "abort"]
+FinishReason = Literal["stop", "length", "abort", "repetition"]
+"""``stop``: the model ended; ``length``: the token limit; ``abort``: aborted (the guard or
+the client); ``repetition``: the engine's own repetition check ended it (vLLM's)."""
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,8 @@ class SamplingOptions:
     """Most tokens to generate, the prefix excluded."""
     temperature: float = 0.0
     """0 is greedy decoding."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1: off)."""
     seed: int | None = None
     """Seed for sampled decoding, recorded so an attempt can be replayed."""
 
@@ -25,6 +29,8 @@ class SamplingOptions:
             raise ValueError("max_tokens must be >= 1")
         if self.temperature < 0:
             raise ValueError("temperature must be >= 0")
+        if not 0 < self.top_p <= 1:
+            raise ValueError("top_p must be in (0, 1]")
 
 
 @dataclass(frozen=True)
@@ -75,8 +81,35 @@ class Engine(Protocol):
 
     def decode(self, token_ids: tuple[int, ...] | list[int]) -> str: ...
 
+    @property
+    def can_resume(self) -> bool:
+        """Whether a generation can continue from given output tokens (a rewind); an engine
+        that cannot gets retries from scratch instead."""
+        ...
+
+    async def start(self) -> None:
+        """Called once in the service's event loop before the first request."""
+        ...
+
+    def metrics(self) -> bytes:
+        """The runtime's own Prometheus exposition, served after ocrguard's on ``/metrics``
+        (vLLM's ``vllm:*`` series); empty when it has none."""
+        ...
+
     async def close(self) -> None: ...
 
 
+EngineErrorKind = Literal["failed", "unavailable", "timeout", "rejected"]
+
+
 class EngineError(RuntimeError):
-    """The engine failed for a reason that is not the request's fault."""
+    """The engine could not serve a request. ``kind``: ``failed`` (it broke), ``unavailable``
+    (it cannot be reached now: try again), ``timeout`` (it stopped answering), ``rejected``
+    (it refused the request; ``status`` is its HTTP status when it has one)."""
+
+    def __init__(
+        self, message: str, kind: EngineErrorKind = "failed", status: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status

@@ -13,6 +13,7 @@ import torch
 from transformers import LogitsProcessor, StoppingCriteria
 
 from app.detokenizer import IncrementalDetokenizer
+from app.model_card import identify
 from app.prompt import ChatPrompts
 
 from .base import EngineError, GenerationRequest, TokenDelta
@@ -43,15 +44,20 @@ class TransformersEngine:
             torch.set_num_threads(threads)
         path = str(model)
         local = Path(path).is_dir()
-        self.model_id = Path(path).name if local else path
-        self.revision = revision or _read_revision(Path(path)) if local else (revision or "main")
+        identity = identify(path, revision)
+        self.model_id, self.revision = identity.model_id, identity.revision
         self.max_concurrency = max_concurrency
-        self._processor = AutoProcessor.from_pretrained(path, local_files_only=local)
+        self._processor = AutoProcessor.from_pretrained(
+            path, revision=revision, local_files_only=local
+        )
         self._tokenizer = self._processor.tokenizer
         if dtype == "auto":  # CPUs compute in float32; weights may be stored in bfloat16
             dtype = "float32" if device == "cpu" else "auto"
         self._model = AutoModelForImageTextToText.from_pretrained(
-            path, local_files_only=local, dtype=dtype if dtype == "auto" else getattr(torch, dtype)
+            path,
+            revision=revision,
+            local_files_only=local,
+            dtype=dtype if dtype == "auto" else getattr(torch, dtype),
         )
         self._model.to(device).eval()
         self._device = device
@@ -66,6 +72,14 @@ class TransformersEngine:
 
     def decode(self, token_ids: tuple[int, ...] | list[int]) -> str:
         return self._tokenizer.decode(list(token_ids), skip_special_tokens=True)
+
+    can_resume = True
+
+    async def start(self) -> None:
+        pass
+
+    def metrics(self) -> bytes:
+        return b""
 
     async def abort(self, request_id: str) -> None:
         event = self._aborts.get(request_id)
@@ -149,7 +163,9 @@ class TransformersEngine:
         if request.banned_sequences:
             kwargs["bad_words_ids"] = [list(s) for s in request.banned_sequences]
         if sampling.temperature > 0:
-            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=1.0, top_k=0)
+            kwargs.update(
+                do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0
+            )
             if sampling.seed is not None:
                 torch.manual_seed(sampling.seed)
         else:
@@ -217,13 +233,3 @@ class _FirstStepBan(LogitsProcessor):
         if input_ids.shape[1] == self._start:
             scores[:, self._banned] = float("-inf")
         return scores
-
-
-def _read_revision(path: Path) -> str:
-    """The model folder's revision: its card's ``revision:`` line, else ``local``."""
-    card = path / "README.md"
-    if card.is_file():
-        for line in card.read_text(encoding="utf-8").splitlines():
-            if line.lower().startswith("revision:"):
-                return line.split(":", 1)[1].strip()
-    return "local"

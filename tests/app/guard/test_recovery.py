@@ -87,6 +87,14 @@ class ScriptedEngine:
     def decode(self, token_ids) -> str:
         return "".join(f" w{t}" for t in token_ids)
 
+    can_resume = True
+
+    async def start(self) -> None:
+        pass
+
+    def metrics(self) -> bytes:
+        return b""
+
     async def abort(self, request_id: str) -> None:
         self.aborted.append(request_id)
 

@@ -17,7 +17,7 @@ from .runs import tiny_config
 def test_release_makes_a_servable_folder_and_a_run_continues_from_it(tmp_path):
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from app.engines.transformers import _read_revision
+    from app.model_card import read_revision as _read_revision
 
     config = tiny_config(tmp_path, steps=2)
     checkpoint = run(config)
