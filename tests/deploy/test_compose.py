@@ -22,7 +22,7 @@ def compose() -> list[str]:
     return command
 
 
-@pytest.mark.parametrize("profiles", [[], ["--profile", "gpu"]])
+@pytest.mark.parametrize("profiles", [[], ["--profile", "gpu"], ["--profile", "scale"]])
 def test_compose_config_is_valid(compose, profiles):
     result = run([*compose, "-f", str(COMPOSE), *profiles, "config", "--quiet"])
     assert result.returncode == 0, result.stdout + result.stderr
@@ -56,3 +56,25 @@ def test_mounted_files_exist():
         json.loads((DOCKER / "grafana" / "dashboards" / "ocrguard.json").read_text())["uid"]
         == "ocrguard"
     )
+
+
+def test_the_scale_profile_puts_replicas_in_upstream_mode_in_front_of_vllm(compose):
+    result = run([*compose, "-f", str(COMPOSE), "--profile", "scale", "config"])
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    upstream = services["app-upstream"]
+    assert upstream["deploy"]["replicas"] == 2
+    assert upstream["environment"]["OCRGUARD_ENGINE"] == "openai"
+    assert upstream["environment"]["OCRGUARD_UPSTREAM_URL"] == "http://vllm:8000/v1"
+    assert upstream["environment"]["OCRGUARD_REDIS_URL"] == "redis://redis:6379/0"  # one Redis
+    served = [c for c in services["vllm"]["command"] if c.startswith("--served-model-name=")]
+    assert served == [f"--served-model-name={upstream['environment']['OCRGUARD_UPSTREAM_MODEL']}"]
+    assert "profiles" in services["vllm"] and services["vllm"]["profiles"] == ["scale"]
+    scrape = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    names = [
+        n
+        for job in scrape["scrape_configs"]
+        for c in job.get("dns_sd_configs", [])
+        for n in c["names"]
+    ]
+    assert "app-upstream" in names and "vllm" in names

@@ -20,7 +20,6 @@ line can stand in for reading.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
 import warnings
@@ -33,6 +32,8 @@ from typing import Literal
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from app.prompt import PageFields
+
+from .fonts import font_path
 
 Kind = Literal["chars", "words", "wordblock", "line", "block", "table", "receipt", "form"]
 # The kinds of page that are evaluated (and whose targets train the tokenizer).
@@ -52,9 +53,8 @@ def parse_kinds(text: str) -> tuple[Kind, ...]:
 
 TEXTS = Path(__file__).resolve().parent / "texts"
 TEXT_SOURCES = sorted(TEXTS.glob("*.txt"))
-# Debian's fonts-dejavu-core; OCRGUARD_FONT_DIR points elsewhere (scripts/gpu_train carries
-# the same files to a machine without them, so that its pages are these pages).
-FONT_DIR = Path(os.environ.get("OCRGUARD_FONT_DIR", "/usr/share/fonts/truetype/dejavu"))
+# Debian's fonts-dejavu-core, found under OCRGUARD_FONT_DIR (training/model/fonts.py): these
+# kinds are drawn in DejaVu only, as the embedded model was trained.
 FONTS = (
     "DejaVuSans.ttf",
     "DejaVuSerif.ttf",
@@ -121,12 +121,13 @@ def _wrap_words(text: str, width: int) -> list[str]:
 
 @lru_cache(maxsize=64)
 def _font(name: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    path = FONT_DIR / name
-    if path.is_file():
+    path = font_path(name)
+    if path is not None:
         return ImageFont.truetype(str(path), size)
     warnings.warn(
-        f"{path} is missing: drawing with PIL's default font, so these pages differ from "
-        "the training and evaluation pages (install fonts-dejavu-core or set OCRGUARD_FONT_DIR)",
+        f"{name} is missing: drawing with PIL's default font, so these pages differ from "
+        "the training and evaluation pages (scripts/setup installs the fonts; "
+        "OCRGUARD_FONT_DIR points elsewhere)",
         stacklevel=2,
     )
     return ImageFont.load_default(size=size)

@@ -64,10 +64,14 @@ def test_synth_writes_the_kinds_it_is_asked_for_in_order(tmp_path):
 
 
 def test_pages_drawn_without_the_fonts_say_so(monkeypatch, tmp_path):
-    monkeypatch.setattr(synth, "FONT_DIR", tmp_path)
+    from training.model import fonts
+
+    monkeypatch.setattr(fonts, "FONT_ROOT", tmp_path)
+    fonts.font_path.cache_clear()
     synth._font.cache_clear()
     try:
         with pytest.warns(UserWarning, match="missing: drawing with PIL's default font"):
             Generator(0).sample(0, "line")
     finally:
+        fonts.font_path.cache_clear()
         synth._font.cache_clear()

@@ -1,0 +1,184 @@
+"""What the guard and the upstream hop cost on real vLLM (issue #23), side by side in one run.
+
+    .venv/bin/python bench/engine_overhead.py            # ~5 min on 2 cores
+    .venv/bin/python bench/engine_overhead.py --pages 12 --repeat 3
+
+1. **The vLLM engine with the guard on and off**: the same held-out prose pages (which do not
+   loop, so both runs generate the same tokens) through ``VllmEngine`` in-process, with
+   ``guard=off`` and ``guard=detect`` taking turns; tokens/s of each, best of ``--repeat``.
+2. **The upstream engine against calling vLLM directly**: vLLM's own OpenAI server on the
+   embedded model; each page is sent once straight to its ``/v1/chat/completions`` (the body
+   ocrguard would send) and once through ocrguard (``OCRGUARD_ENGINE=openai``, ``POST /v1/ocr``
+   streamed), taking turns; time to first token and total time, added latency per request and
+   per generated token (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import io
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from app.config import EMBEDDED_MODEL, Settings  # noqa: E402
+from app.engines.vllm import VllmEngine  # noqa: E402
+from app.guard import DEFAULT_CONFIG  # noqa: E402
+from app.guard.recovery import RecoveryConfig  # noqa: E402
+from app.images import Page  # noqa: E402
+from app.prompt import OCR_INSTRUCTION  # noqa: E402
+from app.server import background_server  # noqa: E402
+from app.transcriber import PageJob, PageRun, Transcriber  # noqa: E402
+from tests.vllm_server import vllm_server  # noqa: E402
+from training.evaluation.heldout import EVAL_SEED  # noqa: E402
+from training.model.synth import Generator  # noqa: E402
+
+
+def pages(count: int):
+    generator = Generator(EVAL_SEED)
+    return [generator.sample(i, "block").image for i in range(count)]
+
+
+async def guard_on_off(images, repeat: int) -> tuple[float, float, int]:
+    engine = VllmEngine.from_settings(Settings(engine="vllm", vllm_kv_cache_bytes=256 << 20))
+    transcriber = Transcriber(engine, DEFAULT_CONFIG, RecoveryConfig())
+    best = {"off": 0.0, "detect": 0.0}
+    tokens = 0
+    for _ in range(repeat):
+        for mode in ("off", "detect"):
+            started, tokens = time.perf_counter(), 0
+            for n, image in enumerate(images):
+                run = PageRun()
+                job = PageJob(
+                    f"{mode}-{n}-{time.monotonic_ns()}", Page(1, image), OCR_INSTRUCTION, 256, mode
+                )
+                async for _ in transcriber.run(job, run):
+                    pass
+                tokens += run.generated
+            best[mode] = max(best[mode], tokens / (time.perf_counter() - started))
+    await engine.close()
+    return best["off"], best["detect"], tokens
+
+
+def _png(image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def direct(base: str, png: bytes) -> tuple[float, float, int]:
+    """(seconds to the first token, total seconds, tokens) straight from vLLM."""
+    url = "data:image/png;base64," + base64.b64encode(png).decode()
+    body = {
+        "model": "ocrguard-tiny",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": {"url": url}},
+                    {"type": "text", "text": OCR_INSTRUCTION},
+                ],
+            }
+        ],
+        "stream": True,
+        "max_tokens": 256,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 0,
+        "return_token_ids": True,
+    }
+    started, first, tokens = time.perf_counter(), None, 0
+    with httpx.stream("POST", f"{base}/chat/completions", json=body, timeout=120) as r:
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line[6:]).get("choices", []):
+                if choice.get("token_ids"):
+                    tokens += len(choice["token_ids"])
+                    first = first or time.perf_counter()
+    return first - started, time.perf_counter() - started, tokens
+
+
+def through_ocrguard(url: str, png: bytes) -> tuple[float, float, int]:
+    started, first, body = time.perf_counter(), None, None
+    files = {"file": ("p.png", png)}
+    data = {"stream": "true", "guard": "recover"}
+    with httpx.stream("POST", f"{url}/v1/ocr", files=files, data=data, timeout=120) as r:
+        event = None
+        for line in r.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                if event == "delta":
+                    first = first or time.perf_counter()
+                elif event == "result":
+                    body = json.loads(line[6:])
+    return first - started, time.perf_counter() - started, body["usage"]["generated_tokens"]
+
+
+def upstream_latency(images, port: int) -> list[tuple[tuple, tuple]]:
+    log = Path("/tmp/ocrguard-bench-vllm.log")
+    pngs = [_png(image) for image in images]
+    with vllm_server(EMBEDDED_MODEL, port, "ocrguard-tiny", log) as base:
+        settings = Settings(
+            engine="openai",
+            upstream_url=base,
+            upstream_tokenizer=str(EMBEDDED_MODEL),
+            key_prefix="ocrguard-bench:",
+            stream_key="ocrguard-bench:failures",
+        )
+        with background_server(settings) as url:
+            direct(base, pngs[0]), through_ocrguard(url, pngs[0])  # warm both paths
+            return [(direct(base, png), through_ocrguard(url, png)) for png in pngs]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--pages", type=int, default=12)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--port", type=int, default=8771)
+    args = parser.parse_args()
+    images = pages(args.pages)
+
+    off, on, tokens = asyncio.run(guard_on_off(images, args.repeat))
+    print(
+        f"1. vLLM engine (in-process, CPU), {args.pages} held-out prose pages, "
+        f"{tokens} tokens a pass, best of {args.repeat}\n"
+    )
+    print("| guard | tokens/s |\n|---|---|")
+    print(f"| off | {off:.1f} |\n| detect (every token through the guard) | {on:.1f} |")
+    print(f"\nratio off / on: **{off / on:.3f}**\n")
+
+    pairs = upstream_latency(images, args.port)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    d_first, d_total = med([d[0] for d, _ in pairs]), med([d[1] for d, _ in pairs])
+    o_first, o_total = med([o[0] for _, o in pairs]), med([o[1] for _, o in pairs])
+    per_token = med([(o[1] - d[1]) / max(1, d[2]) for d, o in pairs])
+    same = sum(d[2] == o[2] for d, o in pairs)
+    print(
+        f"2. upstream engine vs vLLM's OpenAI server directly, {len(pairs)} pages, medians "
+        f"({same} of {len(pairs)} pages generated the same number of tokens both ways)\n"
+    )
+    print("| path | first token (s) | total (s) |\n|---|---|---|")
+    print(f"| vLLM directly | {d_first:.3f} | {d_total:.3f} |")
+    print(f"| through ocrguard (openai engine) | {o_first:.3f} | {o_total:.3f} |")
+    print(
+        f"\nadded per request: {o_total - d_total:+.3f} s (first token {o_first - d_first:+.3f} s); "
+        f"added per generated token: {per_token * 1000:+.2f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
