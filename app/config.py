@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .failure_record import RedisKeys
+from .guard.policy import GuardMode
 from .guard.recovery import Strategy
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -129,6 +130,20 @@ class Settings(BaseSettings):
     )
     guard_max_attempts: int = Field(
         3, ge=1, description="Generations per page under guard=recover."
+    )
+    served_model_name: str | None = Field(
+        None,
+        description="Another name the OpenAI endpoint answers to and lists (e.g. olmocr, the "
+        "name olmOCR's pipeline sends).",
+    )
+    chat_guard: GuardMode = Field(
+        "recover", description="Guard mode of /v1/chat/completions when a request sets none."
+    )
+    allow_remote_images: bool = Field(
+        False, description="Let /v1/chat/completions fetch http(s) image URLs (else 400)."
+    )
+    remote_image_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest fetch of a remote image (its size limit: max_body_bytes)."
     )
     log_level: str = Field("INFO", description="Logging level.")
 

@@ -14,9 +14,13 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from .guard.recovery import AttemptResult
+from .prompt import PagePrompt
 
-RECORD_SCHEMA = "1"
+RECORD_SCHEMA = "2"
 """Bump when a field changes meaning or type; readers refuse other versions."""
+READABLE_SCHEMAS = ("1", "2")
+"""2 added ``prompt_system`` and ``prompt_image_first`` (a client's own prompt, OpenAI
+endpoint); a version-1 entry reads with their defaults."""
 
 
 class SchemaMismatch(ValueError):
@@ -70,6 +74,15 @@ class FailureRecord:
     """What the request returned for the page after recovery."""
     attempts: list[dict[str, Any]] = field(default_factory=list)
     time: float = field(default_factory=time.time)
+    prompt_system: str | None = None
+    """The client's system message, if it sent one."""
+    prompt_image_first: bool = True
+    """Whether the page image came before the prompt's text."""
+
+    @property
+    def page_prompt(self) -> PagePrompt:
+        """The prompt the degenerate output answered, as the engines take it."""
+        return PagePrompt(self.prompt, self.prompt_system, self.prompt_image_first)
 
     @classmethod
     def of_attempt(
@@ -81,7 +94,7 @@ class FailureRecord:
         model_id: str,
         model_revision: str,
         prompt_version: str,
-        prompt: str,
+        prompt: PagePrompt,
         guard_version: str,
         guard_mode: str,
         image_sha256: str,
@@ -101,7 +114,9 @@ class FailureRecord:
             model_id=model_id,
             model_revision=model_revision,
             prompt_version=prompt_version,
-            prompt=prompt,
+            prompt=prompt.text,
+            prompt_system=prompt.system,
+            prompt_image_first=prompt.image_first,
             guard_version=guard_version,
             guard_mode=guard_mode,
             image_sha256=image_sha256,
@@ -124,8 +139,10 @@ class FailureRecord:
     def to_fields(self) -> dict[str, str]:
         """The stream entry: strings as they are, everything else as JSON, plus ``schema``."""
         out = {}
-        for key, value in asdict(self).items():
-            out[key] = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            # plain-string fields as they are (readable in redis-cli); all others as JSON
+            out[f.name] = value if f.type == "str" else json.dumps(value, ensure_ascii=False)
         out["schema"] = RECORD_SCHEMA
         return out
 
@@ -134,9 +151,9 @@ class FailureRecord:
         """Read a stream entry back; ``SchemaMismatch`` for another schema version, and
         ``ValueError``/``KeyError`` for an entry that is not a failure record."""
         schema = entry.get("schema")
-        if schema != RECORD_SCHEMA:
+        if schema not in READABLE_SCHEMAS:
             raise SchemaMismatch(
-                f"failure record schema {schema!r}; this reader understands {RECORD_SCHEMA!r}"
+                f"failure record schema {schema!r}; this reader understands {READABLE_SCHEMAS}"
             )
         kwargs: dict[str, Any] = {}
         for f in fields(cls):

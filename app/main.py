@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
+from .api.chat_routes import router as chat_router
+from .api.disconnect import ClientGone
 from .api.limits import BodyLimitMiddleware
 from .api.routes import router
+from .chat import openai_error, openai_status
 from .config import Settings, get_settings
 from .engines import Engine, load_engine
 from .errors import OcrGuardError
@@ -24,6 +27,7 @@ from .ocr_service import OcrService
 logger = logging.getLogger(__name__)
 
 _OUTCOME_BY_STATUS = {401: "unauthorized", 503: "overloaded"}
+OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -99,15 +103,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(router)
+    app.include_router(chat_router)
 
     @app.exception_handler(OcrGuardError)
     async def _known_error(request: Request, exc: OcrGuardError) -> JSONResponse:
         _count_refusal(request, exc.status)
+        if request.url.path.startswith(OPENAI_PATHS):
+            return JSONResponse(openai_error(exc), openai_status(exc), headers=exc.headers)
         return JSONResponse(
             {"error": {"code": exc.code, "message": exc.message}},
             status_code=exc.status,
             headers=exc.headers,
         )
+
+    @app.exception_handler(ClientGone)
+    async def _gone(request: Request, exc: ClientGone) -> Response:
+        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -123,7 +134,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
 
 
 def _count_refusal(request: Request, status: int) -> None:
-    if request.url.path != "/v1/ocr" or not hasattr(request.app.state, "metrics"):
+    counted = request.url.path in ("/v1/ocr", "/v1/chat/completions")
+    if not counted or not hasattr(request.app.state, "metrics"):
         return
     outcome = _OUTCOME_BY_STATUS.get(status, "client_error" if status < 500 else "server_error")
     request.app.state.metrics.requests.labels(request.app.state.service.model, outcome).inc()

@@ -20,7 +20,7 @@ from .guard.recovery import RecoveryConfig
 from .images import Page, image_sha256
 from .logs import request_id_var
 from .metrics import Metrics
-from .prompt import OCR_INSTRUCTION, PROMPT_VERSION
+from .prompt import PagePrompt, prompt_version
 from .results import Event, PageEvent, PageResult
 from .transcriber import PageJob, PageRun, Transcriber
 
@@ -34,6 +34,10 @@ class OcrRequest:
     max_tokens: int = 1024
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     seed: int = 0
+    prompt: PagePrompt = field(default_factory=PagePrompt)
+    temperature: float | None = None
+    """The first attempt's temperature (None: the recovery ladder's)."""
+    top_p: float = 1.0
 
 
 @dataclass
@@ -63,6 +67,7 @@ class OcrService:
         self.guard = guard
         self.transcriber = Transcriber(engine, guard, recovery)
         self.model = engine.model_id
+        self.started = int(time.time())
         inflight = metrics.inflight.labels(self.model)
         self.admission = Admission(engine.max_concurrency + max_queue, inflight.set)
         self._background: set[asyncio.Task[None]] = set()
@@ -120,10 +125,12 @@ class OcrService:
             job = PageJob(
                 request.request_id,
                 page,
-                OCR_INSTRUCTION,
+                request.prompt,
                 request.max_tokens,
                 request.mode,
                 request.seed,
+                request.temperature,
+                request.top_p,
             )
             run = PageRun()
             try:
@@ -178,7 +185,7 @@ class OcrService:
                     page=job.page.number,
                     model_id=self.engine.model_id,
                     model_revision=self.engine.revision,
-                    prompt_version=PROMPT_VERSION,
+                    prompt_version=prompt_version(job.prompt),
                     prompt=job.prompt,
                     guard_version=self.guard.version,
                     guard_mode=request.mode,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 
@@ -30,31 +31,54 @@ CHAT_TEMPLATE = (
 )
 
 
+@dataclass(frozen=True)
+class PagePrompt:
+    """What the model is asked about one page image: ocrguard's instruction by default, or
+    a client's own prompt as it sent it (OpenAI endpoint: its text, system message and
+    where the image stands among the text)."""
+
+    text: str = OCR_INSTRUCTION
+    system: str | None = None
+    image_first: bool = True
+
+    def messages(self) -> list[dict[str, object]]:
+        """The chat messages, the image as a ``{"type": "image"}`` placeholder."""
+        parts: list[dict[str, object]] = [{"type": "text", "text": self.text}]
+        parts.insert(0 if self.image_first else 1, {"type": "image"})
+        messages: list[dict[str, object]] = [{"role": "user", "content": parts}]
+        if self.system is not None:
+            messages.insert(0, {"role": "system", "content": self.system})
+        return messages
+
+
+def prompt_version(prompt: PagePrompt) -> str:
+    """``PROMPT_VERSION`` for ocrguard's own prompt; a client's is named by its hash."""
+    if prompt == PagePrompt():
+        return PROMPT_VERSION
+    digest = hashlib.sha256(json.dumps(prompt.messages(), sort_keys=True).encode()).hexdigest()
+    return f"client-{digest[:16]}"
+
+
 def ocr_messages(instruction: str = OCR_INSTRUCTION) -> list[dict[str, object]]:
     """The chat messages for one page: the image, then the instruction."""
-    return [
-        {
-            "role": "user",
-            "content": [{"type": "image"}, {"type": "text", "text": instruction}],
-        }
-    ]
+    return PagePrompt(instruction).messages()
 
 
 class ChatPrompts:
-    """The chat-formatted prompt of each instruction for one processor, rendered once."""
+    """The chat-formatted text of each page prompt for one processor, rendered once."""
 
     def __init__(self, processor) -> None:
         self._processor = processor
-        self._rendered: dict[str, str] = {}
+        self._rendered: dict[PagePrompt, str] = {}
 
-    def __call__(self, instruction: str) -> str:
-        prompt = self._rendered.get(instruction)
-        if prompt is None:
-            prompt = self._processor.apply_chat_template(
-                ocr_messages(instruction), add_generation_prompt=True
+    def __call__(self, prompt: PagePrompt) -> str:
+        text = self._rendered.get(prompt)
+        if text is None:
+            text = self._processor.apply_chat_template(
+                prompt.messages(), add_generation_prompt=True
             )
-            self._rendered[instruction] = prompt
-        return prompt
+            self._rendered[prompt] = text
+        return text
 
 
 @dataclass(frozen=True)

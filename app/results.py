@@ -56,6 +56,9 @@ class DeltaEvent:
     page: int
     attempt: int
     text: str
+    token_ids: tuple[int, ...] = ()
+    """The delta's tokens and their logprobs (the OpenAI endpoint's; not in /v1/ocr's SSE)."""
+    logprobs: tuple[float | None, ...] = ()
 
 
 @dataclass
@@ -74,6 +77,10 @@ class GuardEvent:
 @dataclass
 class PageEvent:
     result: PageResult
+    token_ids: list[int] = field(default_factory=list)
+    """The returned text's tokens (not serialized: the OpenAI endpoint's logprobs)."""
+    logprobs: list[float | None] = field(default_factory=list)
+    prompt_tokens: int | None = None
 
 
 Event = DeltaEvent | GuardEvent | PageEvent

@@ -13,7 +13,7 @@ from .guard import GuardConfig, LoopDetector
 from .guard.policy import GuardMode, ModePolicy, TripAction
 from .guard.recovery import Attempt, AttemptResult, RecoveryConfig, RecoveryPolicy
 from .images import Page
-from .prompt import parse_output
+from .prompt import PagePrompt, parse_output
 from .results import (
     AttemptReport,
     DeltaEvent,
@@ -31,10 +31,13 @@ logger = logging.getLogger(__name__)
 class PageJob:
     request_id: str
     page: Page
-    prompt: str
+    prompt: PagePrompt
     max_tokens: int
     mode: GuardMode
     seed: int = 0
+    temperature: float | None = None
+    """The first attempt's temperature (None: the recovery ladder's first rung)."""
+    top_p: float = 1.0
 
 
 @dataclass
@@ -59,7 +62,10 @@ class Transcriber:
     async def run(self, job: PageJob, run: PageRun) -> AsyncIterator[Event]:
         """Yield the page's events, ending with its ``PageEvent``; fills ``run``."""
         policy = ModePolicy(job.mode)
-        recovery = RecoveryPolicy(self.recovery, seed=job.seed, can_resume=self.engine.can_resume)
+        ladder = (
+            self.recovery if job.temperature is None else self.recovery.starting_at(job.temperature)
+        )
+        recovery = RecoveryPolicy(ladder, seed=job.seed, can_resume=self.engine.can_resume)
         attempt: Attempt | None = recovery.first()
         history = run.history
         while attempt is not None:
@@ -83,7 +89,10 @@ class Transcriber:
             )
         returned = recovery.best(history) if policy.recovers else history[-1]
         run.result = self._page_result(job, policy, history, returned)
-        yield PageEvent(run.result)
+        ids = policy.returned_ids(returned)
+        prefix = len(returned.attempt.prefix_token_ids)
+        logprobs = [None] * min(prefix, len(ids)) + returned.logprobs[: max(0, len(ids) - prefix)]
+        yield PageEvent(run.result, ids, logprobs, returned.prompt_tokens)
 
     async def _attempt(
         self, job: PageJob, result: AttemptResult, run: PageRun, policy: ModePolicy
@@ -99,6 +108,7 @@ class Transcriber:
             sampling=SamplingOptions(
                 max_tokens=max(1, job.max_tokens - len(attempt.prefix_token_ids)),
                 temperature=attempt.temperature,
+                top_p=job.top_p,
                 seed=attempt.seed,
             ),
             prefix_token_ids=attempt.prefix_token_ids,
@@ -113,13 +123,24 @@ class Transcriber:
                         run.first_token_at = time.monotonic()
                     result.token_ids.extend(delta.token_ids)
                     run.generated += len(delta.token_ids)
+                    given = (
+                        delta.logprobs
+                        if delta.logprobs and len(delta.logprobs) == len(delta.token_ids)
+                        else None
+                    )
+                    result.logprobs.extend(given or [None] * len(delta.token_ids))
                 if delta.finish_reason is not None:
                     result.finish_reason = delta.finish_reason
+                if delta.prompt_tokens is not None:
+                    result.prompt_tokens = delta.prompt_tokens
                 verdict = None
                 if detector is not None and result.verdict is None and delta.token_ids:
                     verdict = detector.feed(delta.token_ids, delta.text)
                 if delta.text:
-                    yield DeltaEvent(job.page.number, attempt.number, delta.text)
+                    ids, lps = delta.token_ids, tuple(result.logprobs[-len(delta.token_ids) :])
+                    yield DeltaEvent(
+                        job.page.number, attempt.number, delta.text, ids, lps if ids else ()
+                    )
                 if verdict is None:
                     continue
                 result.verdict = verdict

@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.engines.base import GenerationRequest, SamplingOptions  # noqa: E402
 from app.engines.transformers import TransformersEngine  # noqa: E402
+from app.prompt import PagePrompt  # noqa: E402
 from app.server import background_server  # noqa: E402
 from tests.scripted import END, chain, cycle, save_scripted_model, vocabulary  # noqa: E402
 from training.model.architecture import ModelSize  # noqa: E402
@@ -133,7 +134,7 @@ def direct_engine_seconds(
 
     async def once() -> float:
         request = GenerationRequest(
-            uuid.uuid4().hex, page.image, "x", SamplingOptions(max_tokens=max_tokens)
+            uuid.uuid4().hex, page.image, PagePrompt("x"), SamplingOptions(max_tokens=max_tokens)
         )
         start = time.perf_counter()
         async for _ in engine.generate(request):

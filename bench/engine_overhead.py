@@ -35,7 +35,7 @@ from app.engines.vllm import VllmEngine  # noqa: E402
 from app.guard import DEFAULT_CONFIG  # noqa: E402
 from app.guard.recovery import RecoveryConfig  # noqa: E402
 from app.images import Page  # noqa: E402
-from app.prompt import OCR_INSTRUCTION  # noqa: E402
+from app.prompt import OCR_INSTRUCTION, PagePrompt  # noqa: E402
 from app.server import background_server  # noqa: E402
 from app.transcriber import PageJob, PageRun, Transcriber  # noqa: E402
 from tests.vllm_server import vllm_server  # noqa: E402
@@ -59,7 +59,7 @@ async def guard_on_off(images, repeat: int) -> tuple[float, float, int]:
             for n, image in enumerate(images):
                 run = PageRun()
                 job = PageJob(
-                    f"{mode}-{n}-{time.monotonic_ns()}", Page(1, image), OCR_INSTRUCTION, 256, mode
+                    f"{mode}-{n}-{time.monotonic_ns()}", Page(1, image), PagePrompt(), 256, mode
                 )
                 async for _ in transcriber.run(job, run):
                     pass

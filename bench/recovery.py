@@ -25,7 +25,7 @@ from app.engines.transformers import TransformersEngine  # noqa: E402
 from app.guard import DEFAULT_CONFIG  # noqa: E402
 from app.guard.recovery import RecoveryConfig  # noqa: E402
 from app.images import Page  # noqa: E402
-from app.prompt import OCR_INSTRUCTION, parse_output  # noqa: E402
+from app.prompt import PagePrompt, parse_output  # noqa: E402
 from app.transcriber import PageJob, PageRun, Transcriber  # noqa: E402
 from training.evaluation.cer import cer  # noqa: E402
 from training.evaluation.heldout import EVAL_SEED  # noqa: E402
@@ -34,7 +34,7 @@ from training.model.synth import Generator  # noqa: E402
 
 async def transcribe(transcriber: Transcriber, image, mode: str, max_tokens: int) -> PageRun:
     run = PageRun([])
-    job = PageJob("bench", Page(1, image), OCR_INSTRUCTION, max_tokens, mode)
+    job = PageJob("bench", Page(1, image), PagePrompt(), max_tokens, mode)
     async for _ in transcriber.run(job, run):
         pass
     return run

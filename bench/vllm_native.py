@@ -1,12 +1,13 @@
 """vLLM's own ``repetition_detection`` against the ocrguard guard, on one vLLM engine and the
 same pages (issue #23).
 
-    .venv/bin/python bench/vllm_native.py                     # ~10 min on 2 cores
+    .venv/bin/python bench/vllm_native.py                     # ~25 min on 2 cores
     .venv/bin/python bench/vllm_native.py --pages 30 --max-tokens 512
 
 Pages, both sets decided by a plain greedy run of the embedded model on vLLM (no check):
-- **looping**: held-out degeneration-prone traffic pages (training/retrain/traffic.py) whose
-  plain output runs to ``--max-tokens``: the model loops on them;
+- **looping**: held-out degeneration-prone traffic pages (training/retrain/traffic.py, of the
+  kinds the model degenerates on) whose plain output runs to ``--max-tokens``: the model
+  loops on them until the limit;
 - **legitimate**: pages with legitimately repeated lines that the plain run reads well
   (CER <= 0.1, ends by itself): the committed receipt example (four identical items) and
   held-out synthetic receipts and tables with repeated values.
@@ -38,12 +39,12 @@ from app.engines.vllm import VllmEngine  # noqa: E402
 from app.guard import DEFAULT_CONFIG  # noqa: E402
 from app.guard.recovery import RecoveryConfig  # noqa: E402
 from app.images import Page  # noqa: E402
-from app.prompt import OCR_INSTRUCTION, PageFields, transcription_of  # noqa: E402
+from app.prompt import PageFields, PagePrompt, transcription_of  # noqa: E402
 from app.transcriber import PageJob, PageRun, Transcriber  # noqa: E402
 from training.evaluation.cer import cer  # noqa: E402
 from training.evaluation.heldout import EVAL_SEED  # noqa: E402
 from training.model.synth import Generator  # noqa: E402
-from training.retrain.traffic import PRONE_KINDS, Traffic  # noqa: E402
+from training.retrain.traffic import Traffic  # noqa: E402
 
 PEER_SETTINGS = [(16, 3), (32, 4), (64, 8)]  # (max_pattern_size, min_count)
 
@@ -86,7 +87,7 @@ async def run(engine: Peer, case: Case, max_tokens: int, mode: str) -> tuple[str
     """(returned text, tokens generated, stopped early by a check)."""
     transcriber = Transcriber(engine, DEFAULT_CONFIG, RecoveryConfig(max_attempts=1))
     job = PageJob(
-        f"bench-{time.monotonic_ns()}", Page(1, case.image), OCR_INSTRUCTION, max_tokens, mode
+        f"bench-{time.monotonic_ns()}", Page(1, case.image), PagePrompt(), max_tokens, mode
     )
     run = PageRun()
     async for _ in transcriber.run(job, run):
@@ -97,9 +98,13 @@ async def run(engine: Peer, case: Case, max_tokens: int, mode: str) -> tuple[str
     return result.raw_text, result.guard.tokens_generated, stopped
 
 
-def pages(count: int) -> tuple[list[Case], list[Case]]:
+# The prone kinds the embedded model degenerates on (training eval --prone, held-out split).
+LOOPING_KINDS = ("ruled", "noise", "empty_table", "long_receipt", "form_page")
+
+
+def pages(count: int, pool: int) -> tuple[list[Case], list[Case]]:
     traffic = Traffic("heldout")
-    prone = [traffic.sample(i, PRONE_KINDS[i % len(PRONE_KINDS)]) for i in range(count * 4)]
+    prone = [traffic.sample(i, LOOPING_KINDS[i % len(LOOPING_KINDS)]) for i in range(pool)]
     looping = [Case(f"{s.kind}#{n}", s.image, s.fields.transcription) for n, s in enumerate(prone)]
     receipt = Image.open(ROOT / "examples/receipt.png").convert("RGB")
     truth = PageFields(
@@ -120,7 +125,7 @@ def pages(count: int) -> tuple[list[Case], list[Case]]:
 async def main_async(args) -> None:
     settings = Settings(engine="vllm", max_concurrency=1, vllm_kv_cache_bytes=512 << 20)
     engine = Peer.from_settings(settings)
-    looping, legit = pages(args.pages)
+    looping, legit = pages(args.pages, args.pool)
     for case in looping + legit:  # the plain run decides which set a page belongs to
         text, tokens, _ = await run(engine, case, args.max_tokens, "off")
         case.plain_text, case.plain_tokens = text, tokens
@@ -175,6 +180,9 @@ def main() -> int:
     )
     parser.add_argument("--pages", type=int, default=20, help="pages per set (at most)")
     parser.add_argument("--max-tokens", type=int, default=384)
+    parser.add_argument(
+        "--pool", type=int, default=300, help="prone pages tried to find the looping ones"
+    )
     args = parser.parse_args()
     asyncio.run(main_async(args))
     return 0

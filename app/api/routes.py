@@ -20,6 +20,7 @@ from .deps import (
     require_key_for_health,
     require_key_for_metrics,
 )
+from .disconnect import unless_gone
 from .inputs import read_ocr_request
 from .schemas import Feedback, OcrJsonRequest, OcrOptions
 from .sse import ReservedStream, sse_events
@@ -67,11 +68,17 @@ async def ocr(request: Request, settings: SettingsDep, service: ServiceDep) -> R
             reservation,
             headers={"Cache-Control": "no-cache", "X-Request-Id": job.request_id},
         )
-    async with reservation, aclosing(service.transcribe(job)) as events:
-        async for event in events:
-            if isinstance(event, ResultEvent):
-                return JSONResponse(event.body, headers={"X-Request-Id": job.request_id})
-    raise RuntimeError("transcribe ended without a result")  # pragma: no cover
+
+    async def answer() -> dict:
+        async with aclosing(service.transcribe(job)) as events:
+            async for event in events:
+                if isinstance(event, ResultEvent):
+                    return event.body
+        raise RuntimeError("transcribe ended without a result")  # pragma: no cover
+
+    async with reservation:
+        body = await unless_gone(request, answer())
+    return JSONResponse(body, headers={"X-Request-Id": job.request_id})
 
 
 @router.post("/v1/ocr/{request_id}/feedback", dependencies=[Depends(require_key)], status_code=202)

@@ -30,7 +30,9 @@ async def sse_events(
     try:
         async for event in events:
             if isinstance(event, DeltaEvent):
-                yield frame("delta", asdict(event))
+                yield frame(
+                    "delta", {"page": event.page, "attempt": event.attempt, "text": event.text}
+                )
             elif isinstance(event, GuardEvent):
                 yield frame("guard", asdict(event))
             elif isinstance(event, PageEvent):

@@ -8,6 +8,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 from PIL import Image
 
+from app.prompt import PagePrompt
+
 FinishReason = Literal["stop", "length", "abort", "repetition"]
 """``stop``: the model ended; ``length``: the token limit; ``abort``: aborted (the guard or
 the client); ``repetition``: the engine's own repetition check ended it (vLLM's)."""
@@ -38,8 +40,8 @@ class GenerationRequest:
     request_id: str
     """Unique per engine call; ``abort`` takes it."""
     image: Image.Image
-    prompt: str
-    """The instruction text (the chat template is the engine's business)."""
+    prompt: PagePrompt
+    """What the model is asked (the chat template is the engine's business)."""
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
     prefix_token_ids: tuple[int, ...] = ()
     """Output tokens the generation continues from (recovery resumes after a rewind)."""
@@ -57,7 +59,10 @@ class TokenDelta:
     text: str
     """Text of ``token_ids``; empty while a character's bytes are incomplete."""
     logprobs: tuple[float, ...] | None = None
+    """Each token's log-probability, when the runtime gives them."""
     finish_reason: FinishReason | None = None
+    prompt_tokens: int | None = None
+    """Tokens of the prompt (image placeholders expanded), when the runtime tells."""
 
 
 @runtime_checkable

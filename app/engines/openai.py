@@ -162,15 +162,15 @@ class UpstreamEngine:
         self, request: GenerationRequest, image_url: str, prefix_ids: list[int], extra: dict
     ) -> dict:
         sampling = request.sampling
-        messages: list[dict[str, Any]] = [
-            {
-                "role": "user",
-                "content": [
-                    {"type": "image_url", "image_url": {"url": image_url}},
-                    {"type": "text", "text": request.prompt},
-                ],
-            }
-        ]
+        messages: list[dict[str, Any]] = request.prompt.messages()
+        for message in messages:  # the placeholder becomes the page itself
+            if isinstance(message["content"], list):
+                message["content"] = [
+                    {"type": "image_url", "image_url": {"url": image_url}}
+                    if part["type"] == "image"
+                    else part
+                    for part in message["content"]
+                ]
         body: dict[str, Any] = {
             "model": self._model or self.model_id,
             "messages": messages,
@@ -180,6 +180,7 @@ class UpstreamEngine:
             "top_p": sampling.top_p,
             "logprobs": True,
             "top_logprobs": 0,
+            "stream_options": {"include_usage": True},
         }
         if sampling.seed is not None:
             body["seed"] = sampling.seed
@@ -256,6 +257,9 @@ class UpstreamEngine:
                 delta = self._delta(choice)
                 if delta is not None:
                     yield delta
+            usage = chunk.get("usage")
+            if usage and usage.get("prompt_tokens") is not None:
+                yield TokenDelta((), "", prompt_tokens=int(usage["prompt_tokens"]))
 
     def _delta(self, choice: dict) -> TokenDelta | None:
         text = (choice.get("delta") or {}).get("content") or ""

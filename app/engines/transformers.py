@@ -149,16 +149,16 @@ class TransformersEngine:
         start = inputs["input_ids"].shape[1]
         sampling = request.sampling
         eos = self._model.generation_config.eos_token_id
-        streamer = _DeltaStreamer(self._tokenizer, request.prefix_token_ids, send, eos)
+        recorder = _LogprobRecorder()
+        streamer = _DeltaStreamer(self._tokenizer, request.prefix_token_ids, send, eos, recorder)
+        processors: list[LogitsProcessor] = []
+        if request.banned_first_token_ids:
+            processors.append(_FirstStepBan(start, request.banned_first_token_ids))
         kwargs: dict[str, Any] = {
             "max_new_tokens": sampling.max_tokens,
             "streamer": streamer,
             "stopping_criteria": StoppingCriteriaList([_AbortCriterion(stop)]),
-            "logits_processor": LogitsProcessorList(
-                [_FirstStepBan(start, request.banned_first_token_ids)]
-                if request.banned_first_token_ids
-                else []
-            ),
+            "logits_processor": LogitsProcessorList([*processors, recorder]),  # recorder last
         }
         if request.banned_sequences:
             kwargs["bad_words_ids"] = [list(s) for s in request.banned_sequences]
@@ -181,15 +181,17 @@ class TransformersEngine:
             reason = "stop"
         # An aborted generation may end inside a character: its bytes are dropped, not sent.
         tail = streamer.flush() if reason != "abort" else ""
-        send(TokenDelta(token_ids=(), text=tail, finish_reason=reason))
+        prompt_tokens = start - len(request.prefix_token_ids)
+        send(TokenDelta((), tail, finish_reason=reason, prompt_tokens=prompt_tokens))
 
 
 class _DeltaStreamer:
     """transformers streamer that turns each new token into a ``TokenDelta``."""
 
-    def __init__(self, tokenizer, prefix_ids, send, eos) -> None:
+    def __init__(self, tokenizer, prefix_ids, send, eos, recorder: _LogprobRecorder) -> None:
         self._detok = IncrementalDetokenizer(tokenizer, prefix_ids)
         self._send = send
+        self._recorder = recorder
         self._eos = set(eos) if isinstance(eos, list) else {eos}
         self._prompt_seen = False
         self.saw_eos = False
@@ -204,13 +206,33 @@ class _DeltaStreamer:
             ids = [t for t in ids if t not in self._eos]
             if not ids:
                 return
-        self._send(TokenDelta(token_ids=tuple(ids), text=self._detok.push(ids)))
+        logprobs = self._recorder.of(ids)
+        self._send(TokenDelta(tuple(ids), self._detok.push(ids), logprobs=logprobs))
 
     def end(self) -> None:
         pass
 
     def flush(self) -> str:
         return self._detok.flush()
+
+
+class _LogprobRecorder(LogitsProcessor):
+    """Keeps the last step's log-probabilities, read back when its token is streamed:
+    ``generate`` runs the processors, picks the token, then hands it to the streamer. Last
+    in the list, it sees the distribution the token was drawn from (vLLM's processed
+    logprobs: temperature applied when sampling)."""
+
+    def __init__(self) -> None:
+        self._last = None
+
+    def __call__(self, input_ids, scores):
+        self._last = torch.log_softmax(scores[0].float(), dim=-1)
+        return scores
+
+    def of(self, ids: list[int]) -> tuple[float, ...] | None:
+        if self._last is None or len(ids) != 1:
+            return None
+        return (float(self._last[ids[0]]),)
 
 
 class _AbortCriterion(StoppingCriteria):

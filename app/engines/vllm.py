@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from app.model_card import identify
-from app.prompt import ChatPrompts
+from app.prompt import ChatPrompts, PagePrompt
 
 from .base import EngineError, FinishReason, GenerationRequest, TokenDelta
 
@@ -58,7 +58,7 @@ class VllmEngine:
         self.max_concurrency = max_concurrency
         self._closed = False
         self._prompt = ChatPrompts(processor)
-        self._prompt_ids: dict[str, list[int]] = {}
+        self._prompt_ids: dict[PagePrompt, list[int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> VllmEngine:
@@ -154,12 +154,12 @@ class VllmEngine:
             extra_args=extra,
         )
 
-    def _prompt_token_ids(self, instruction: str) -> list[int]:
+    def _prompt_token_ids(self, prompt: PagePrompt) -> list[int]:
         """The chat prompt as token ids, its image placeholder left for vLLM to expand."""
-        ids = self._prompt_ids.get(instruction)
+        ids = self._prompt_ids.get(prompt)
         if ids is None:
-            ids = self._tokenizer.encode(self._prompt(instruction), add_special_tokens=False)
-            self._prompt_ids[instruction] = ids
+            ids = self._tokenizer.encode(self._prompt(prompt), add_special_tokens=False)
+            self._prompt_ids[prompt] = ids
         return ids
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[TokenDelta]:
@@ -179,11 +179,15 @@ class VllmEngine:
                 reason = completion.finish_reason if output.finished else None
                 if reason == "error":
                     raise EngineError(f"vLLM failed the request: {completion.stop_reason}")
+                prompt_ids = output.prompt_token_ids if output.finished else None
                 yield TokenDelta(
                     token_ids=tuple(completion.token_ids),
                     text=completion.text,
                     logprobs=_logprobs(completion),
                     finish_reason=_FINISH.get(reason) if reason else None,
+                    prompt_tokens=len(prompt_ids) - len(request.prefix_token_ids)
+                    if prompt_ids
+                    else None,
                 )
         except (asyncio.CancelledError, GeneratorExit):
             raise  # closing the stream below aborts the request in vLLM

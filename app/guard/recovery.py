@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .verdict import Verdict
@@ -41,6 +41,12 @@ class RecoveryConfig:
     def temperature(self, retry: int) -> float:
         return self.temperatures[min(retry, len(self.temperatures) - 1)]
 
+    def starting_at(self, temperature: float) -> RecoveryConfig:
+        """The ladder for a client that asked for ``temperature``: the first attempt at it,
+        each retry at the ladder's next value above it (olmOCR's own retries climb too)."""
+        rungs = tuple(max(t, temperature) for t in self.temperatures[1:])
+        return replace(self, temperatures=(temperature, *rungs))
+
 
 @dataclass(frozen=True)
 class Attempt:
@@ -61,6 +67,10 @@ class AttemptResult:
     """The whole output: the attempt's prefix followed by what it generated."""
     verdict: Verdict | None = None
     finish_reason: str | None = None
+    logprobs: list[float | None] = field(default_factory=list)
+    """Each generated token's log-probability (None where the engine gave none); the
+    prefix's tokens are not in it."""
+    prompt_tokens: int | None = None
 
     @property
     def clean_length(self) -> int:

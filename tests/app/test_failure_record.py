@@ -7,6 +7,7 @@ import pytest
 from app.failure_record import RECORD_SCHEMA, FailureRecord, RedisKeys, SchemaMismatch
 from app.guard import Verdict
 from app.guard.recovery import Attempt, AttemptResult
+from app.prompt import PagePrompt
 
 
 def _tripped() -> AttemptResult:
@@ -22,7 +23,7 @@ def _record(**overrides) -> FailureRecord:
         model_id="m",
         model_revision="rev",
         prompt_version="p1",
-        prompt="Transcreva",
+        prompt=PagePrompt("Transcreva"),
         guard_version="g1",
         guard_mode="recover",
         image_sha256="abc",
@@ -58,7 +59,7 @@ def _values():
     fields = ("request_id", "page", "model_id", "model_revision", "prompt_version", "prompt")
     more = ("guard_version", "guard_mode", "image_sha256", "output", "recovered", "final_output")
     values = {f: getattr(record, f) for f in fields + more}
-    return {**values, "max_tokens": 64, "attempts": []}
+    return {**values, "prompt": record.page_prompt, "max_tokens": 64, "attempts": []}
 
 
 def test_stream_fields_round_trip():
@@ -69,7 +70,7 @@ def test_stream_fields_round_trip():
     assert FailureRecord.from_fields(fields) == record
 
 
-@pytest.mark.parametrize("schema", [None, "0", "2"])
+@pytest.mark.parametrize("schema", [None, "0", "3"])
 def test_an_entry_of_another_schema_is_refused(schema):
     fields = _record().to_fields()
     if schema is None:
@@ -86,3 +87,17 @@ def test_keys_share_one_prefix():
     assert keys.request("r") == "x:request:r"
     assert keys.feedback("r") == "x:feedback:r"
     assert keys.stream == "x:failures"
+
+
+def test_a_version_1_entry_reads_with_the_default_prompt_layout():
+    fields = _record().to_fields()
+    fields["schema"] = "1"
+    del fields["prompt_system"], fields["prompt_image_first"]
+    record = FailureRecord.from_fields(fields)
+    assert record.page_prompt == PagePrompt("Transcreva")
+
+
+def test_a_client_prompt_is_kept_whole():
+    prompt = PagePrompt("Read this page as YAML.", system="You are OCR.", image_first=False)
+    record = FailureRecord.from_fields(_record(prompt=prompt).to_fields())
+    assert record.page_prompt == prompt

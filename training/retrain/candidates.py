@@ -15,9 +15,9 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.failure_record import FailureRecord
 from app.guard import DEFAULT_CONFIG
 from app.labeler import label_ids
-from app.prompt import ocr_messages
 
 from ..model.loading import load_model, load_processor
 from .export import read_snapshot
@@ -70,7 +70,7 @@ def sample_candidates(config: CandidateConfig) -> int:
             "RGB"
         )
         prompt = processor.apply_chat_template(
-            ocr_messages(line["record"]["prompt"]), add_generation_prompt=True
+            FailureRecord(**line["record"]).page_prompt.messages(), add_generation_prompt=True
         )
         inputs = processor(text=[prompt], images=[image], return_tensors="pt")
         with out.open("a", encoding="utf-8") as f:

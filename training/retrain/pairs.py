@@ -24,7 +24,7 @@ from typing import Any, Literal, get_args
 
 from app.failure_record import FailureRecord
 from app.labeler import CHARACTERS, Tokenizer
-from app.prompt import OUTPUT_FIELDS, PageFields, ocr_messages, parse_output
+from app.prompt import OUTPUT_FIELDS, PageFields, parse_output
 
 from .export import IMAGES_DIR, RECORDS_FILE, read_snapshot
 from .judges import Judge, JudgeName, degenerate, make_judge
@@ -273,7 +273,7 @@ def build_pairs(
         rows.append(
             {
                 "images": [line["image"]],
-                "prompt": ocr_messages(record.prompt),
+                "prompt": record.page_prompt.messages(),
                 "chosen": [{"role": "assistant", "content": choice.chosen}],
                 "rejected": [{"role": "assistant", "content": record.output}],
                 "meta": {

@@ -11,6 +11,7 @@ from app.engines.base import GenerationRequest, TokenDelta
 from app.guard import DEFAULT_CONFIG, Verdict
 from app.guard.recovery import AttemptResult, RecoveryConfig, RecoveryPolicy
 from app.images import Page
+from app.prompt import PagePrompt
 from app.transcriber import PageJob, PageRun, Transcriber
 
 LOOP = Verdict("ngram_loop", period=3, onset=2, repeats=9, trip_at=29)
@@ -117,7 +118,7 @@ async def run_page(engine, mode="recover", config: RecoveryConfig | None = None)
     events = [
         e
         async for e in transcriber.run(
-            PageJob("req", Page(1, Image.new("RGB", (8, 8))), "x", 200, mode), run
+            PageJob("req", Page(1, Image.new("RGB", (8, 8))), PagePrompt("x"), 200, mode), run
         )
     ]
     return run, events
