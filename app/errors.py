@@ -41,6 +41,12 @@ class Overloaded(OcrGuardError):
     code, status = "overloaded", 503
 
 
+class StoreUnavailable(OcrGuardError):
+    """Redis, where corrections and the review queue live, does not answer."""
+
+    code, status = "store_unavailable", 503
+
+
 class ShuttingDown(OcrGuardError):
     code, status = "shutting_down", 503
 

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -61,7 +58,6 @@ class FailureLog:
         self._buffer_bytes = 0
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._coming: dict[str, int] = {}  # request id -> records announced, not yet appended
         self.dropped = 0
 
     @property
@@ -113,36 +109,6 @@ class FailureLog:
             logger.info("flushed %d buffered failure records", written)
         return written
 
-    def announce(self, request_id: str) -> None:
-        """A record of this request is on its way (written in the background): feedback
-        sent the moment the response arrives must not be refused as unknown."""
-        self._coming[request_id] = self._coming.get(request_id, 0) + 1
-
-    def settle(self, request_id: str) -> None:
-        """The announced record was appended (or given up on)."""
-        left = self._coming.get(request_id, 0) - 1
-        if left > 0:
-            self._coming[request_id] = left
-        else:
-            self._coming.pop(request_id, None)
-
-    async def known_request(self, request_id: str) -> bool:
-        if request_id in self._coming:
-            return True
-        if any(p.record.request_id == request_id for p in self._buffer):
-            return True
-        return bool(await self.client.exists(self.keys.request(request_id)))
-
-    async def attach_feedback(self, request_id: str, feedback: dict[str, Any]) -> None:
-        """Store a correction of one page of a logged request (a hash field per page; a
-        later correction of the same page replaces it); training joins it by request id."""
-        key = self.keys.feedback(request_id)
-        payload = json.dumps({**feedback, "time": time.time()}, ensure_ascii=False)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(key, str(feedback.get("page", 1)), payload)
-            pipe.expire(key, self._record_ttl)
-            await pipe.execute()
-
     def _push(self, pending: _Pending) -> None:
         self._buffer.append(pending)
         self._buffer_bytes += pending.size
@@ -163,7 +129,9 @@ class FailureLog:
                     key = self.keys.image(record.image_sha256)
                     pipe.set(key, pending.image_png, nx=True, ex=self._image_ttl)
                     pipe.expire(key, self._image_ttl)
-                pipe.set(self.keys.request(record.request_id), "1", ex=self._record_ttl)
+                request = self.keys.request(record.request_id)  # where review finds the image
+                pipe.hset(request, f"image:{record.page}", record.image_sha256)
+                pipe.expire(request, self._record_ttl)
                 pipe.xadd(
                     self.keys.stream, record.to_fields(), maxlen=self._maxlen, approximate=True
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -48,6 +49,11 @@ class RedisKeys:
         """Hash of a request's corrections, one field per page number."""
         return f"{self.prefix}feedback:{request_id}"
 
+    def corrections(self) -> str:
+        """Stream of corrections as they arrive: a correction sent after an export reaches
+        the next round's pairs because training drains this stream too."""
+        return f"{self.prefix}corrections"
+
 
 @dataclass
 class FailureRecord:
@@ -78,6 +84,10 @@ class FailureRecord:
     """The client's system message, if it sent one."""
     prompt_image_first: bool = True
     """Whether the page image came before the prompt's text."""
+    onset_chars: int = 0
+    """Characters of ``output`` before the loop's first copy (where a page marks it)."""
+    repeat_chars: int = 0
+    """Characters of ``output`` before the loop's second copy: the degenerate part."""
 
     @property
     def page_prompt(self) -> PagePrompt:
@@ -100,14 +110,18 @@ class FailureRecord:
         image_sha256: str,
         max_tokens: int,
         output: str,
+        decode: Callable[[list[int]], str],
         recovered: bool,
         final_output: str,
         attempts: list[dict[str, Any]],
     ) -> FailureRecord:
-        """The record of one tripped attempt (``output`` is its token ids decoded)."""
+        """The record of one tripped attempt (``output`` is its token ids decoded; ``decode``
+        gives the characters where the loop starts)."""
         if result.verdict is None:
             raise ValueError("only a tripped attempt makes a failure record")
         attempt = result.attempt
+        verdict = result.verdict
+        ids = result.token_ids
         return cls(
             request_id=request_id,
             page=page,
@@ -130,7 +144,9 @@ class FailureRecord:
             },
             output=output,
             output_token_ids=list(result.token_ids),
-            verdict=result.verdict.as_dict(),
+            verdict=verdict.as_dict(),
+            onset_chars=len(decode(ids[: verdict.onset])),
+            repeat_chars=len(decode(ids[: verdict.onset + verdict.period])),
             recovered=recovered,
             final_output=final_output,
             attempts=attempts,
@@ -164,3 +180,45 @@ class FailureRecord:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+CORRECTION_SCHEMA = "1"
+
+
+@dataclass
+class Correction:
+    """A person's transcription of one served page (the web page, the review queue, or
+    ``POST /v1/ocr/{id}/feedback``): the most trusted *chosen* side of a DPO pair. It
+    carries what the model answered (``output``) and where the page image is, so a
+    correction of a page that never tripped the guard still makes a pair."""
+
+    request_id: str
+    page: int
+    fields: dict[str, str]
+    """header, margin, footer, text as the person wrote them."""
+    output: str = ""
+    """The raw output the request returned for the page."""
+    model_id: str = ""
+    model_revision: str = ""
+    prompt: str = ""
+    prompt_system: str | None = None
+    prompt_image_first: bool = True
+    image_sha256: str = ""
+    """The page image's key (empty: no image was stored for the page)."""
+    note: str | None = None
+    time: float = field(default_factory=time.time)
+
+    def to_fields(self) -> dict[str, str]:
+        out = {f.name: json.dumps(getattr(self, f.name), ensure_ascii=False) for f in fields(self)}
+        out["schema"] = CORRECTION_SCHEMA
+        return out
+
+    @classmethod
+    def from_fields(cls, entry: dict[str, str]) -> Correction:
+        if entry.get("schema") != CORRECTION_SCHEMA:
+            raise SchemaMismatch(f"correction schema {entry.get('schema')!r}")
+        return cls(**{f.name: json.loads(entry[f.name]) for f in fields(cls) if f.name in entry})
+
+    @property
+    def page_prompt(self) -> PagePrompt:
+        return PagePrompt(self.prompt, self.prompt_system, self.prompt_image_first)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from .api.chat_routes import router as chat_router
 from .api.disconnect import ClientGone
 from .api.limits import BodyLimitMiddleware
+from .api.review_routes import router as review_router
 from .api.routes import router
 from .chat import openai_error, openai_status
 from .config import Settings, get_settings
@@ -23,6 +24,8 @@ from .guard import DEFAULT_CONFIG as GUARD_CONFIG
 from .guard.recovery import RecoveryConfig
 from .metrics import Metrics
 from .ocr_service import OcrService
+from .page_log import PageLog
+from .review_store import ReviewStore
 
 logger = logging.getLogger(__name__)
 
@@ -53,14 +56,22 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             buffer_max_bytes=settings.buffer_max_bytes,
             flush_interval_seconds=settings.flush_interval_seconds,
         )
+        review = ReviewStore(
+            client,
+            settings.redis_keys,
+            record_ttl_seconds=settings.record_ttl_seconds,
+            image_ttl_seconds=settings.image_ttl_seconds,
+            corrections_maxlen=settings.stream_maxlen,
+        )
         served = engine or load_engine(settings)
         await served.start()
         recovery = RecoveryConfig(
             strategy=settings.guard_strategy, max_attempts=settings.guard_max_attempts
         )
+        page_log = PageLog(served, failure_log, review, metrics, GUARD_CONFIG.version)
         service = OcrService(
             served,
-            failure_log,
+            page_log,
             metrics,
             guard=GUARD_CONFIG,
             recovery=recovery,
@@ -77,6 +88,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.settings = settings
         app.state.metrics = metrics
         app.state.failure_log = failure_log
+        app.state.review = review
         app.state.service = service
         failure_log.start()
         logger.info(
@@ -103,6 +115,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.include_router(router)
+    app.include_router(review_router)
     app.include_router(chat_router)
 
     @app.exception_handler(OcrGuardError)

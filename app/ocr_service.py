@@ -6,21 +6,20 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
-from dataclasses import asdict, dataclass, field
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from .admission import Admission, Reservation
 from .engines.base import Engine
-from .failure_log import FailureLog
-from .failure_record import FailureRecord
 from .guard import GuardConfig
 from .guard.policy import GuardMode
 from .guard.recovery import RecoveryConfig
-from .images import Page, image_sha256
+from .images import Page
 from .logs import request_id_var
 from .metrics import Metrics
-from .prompt import PagePrompt, prompt_version
+from .page_log import PageLog
+from .prompt import PagePrompt
 from .results import Event, PageEvent, PageResult
 from .transcriber import PageJob, PageRun, Transcriber
 
@@ -49,12 +48,12 @@ class ResultEvent:
 
 class OcrService:
     """Admits requests, runs their pages through the transcriber in order, counts them, and
-    logs every trip in the background (the answer never waits for Redis or PNG encoding)."""
+    hands their side effects to the page log (the answer never waits for Redis)."""
 
     def __init__(
         self,
         engine: Engine,
-        failure_log: FailureLog,
+        page_log: PageLog,
         metrics: Metrics,
         *,
         guard: GuardConfig,
@@ -62,7 +61,7 @@ class OcrService:
         max_queue: int,
     ) -> None:
         self.engine = engine
-        self.failure_log = failure_log
+        self.page_log = page_log
         self.metrics = metrics
         self.guard = guard
         self.transcriber = Transcriber(engine, guard, recovery)
@@ -70,7 +69,6 @@ class OcrService:
         self.started = int(time.time())
         inflight = metrics.inflight.labels(self.model)
         self.admission = Admission(engine.max_concurrency + max_queue, inflight.set)
-        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def draining(self) -> bool:
@@ -93,11 +91,7 @@ class OcrService:
         deadline = time.monotonic() + timeout
         if not await self.admission.wait_idle(timeout):
             return False
-        if self._background:
-            left = max(0.0, deadline - time.monotonic())
-            _, pending = await asyncio.wait(set(self._background), timeout=left)
-            return not pending
-        return True
+        return await self.page_log.drain(max(0.0, deadline - time.monotonic()))
 
     async def transcribe(self, request: OcrRequest) -> AsyncIterator[Event | ResultEvent]:
         """Events of every page in order, then a ``ResultEvent``. Run it under a reservation."""
@@ -147,6 +141,7 @@ class OcrService:
                 self.metrics.ttft.labels(self.model).observe(first_token_at - started)
         elapsed = time.monotonic() - started
         self.metrics.duration.labels(self.model).observe(elapsed)
+        self.page_log.served(request.request_id, request.prompt, results)
         yield ResultEvent(self._body(request, results, started, first_token_at, elapsed))
 
     def _account(self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult) -> None:
@@ -162,46 +157,15 @@ class OcrService:
             m.lag.labels(model).observe(attempt.verdict.lag)
         if report.outcome in ("recovered", "failed"):
             m.recoveries.labels(model, report.outcome).inc()
-        self.failure_log.announce(request.request_id)
-        self._spawn(self._log_failures(request, job, run, result))
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work, name="failure-record")
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _log_failures(
-        self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult
-    ) -> None:
-        request_id_var.set(request.request_id)
-        try:
-            png = await asyncio.to_thread(job.page.png_bytes)
-            sha = image_sha256(png)
-            attempts = [asdict(a) for a in result.guard.attempts]
-            for attempt, _ in run.trips:
-                record = FailureRecord.of_attempt(
-                    attempt,
-                    request_id=request.request_id,
-                    page=job.page.number,
-                    model_id=self.engine.model_id,
-                    model_revision=self.engine.revision,
-                    prompt_version=prompt_version(job.prompt),
-                    prompt=job.prompt,
-                    guard_version=self.guard.version,
-                    guard_mode=request.mode,
-                    image_sha256=sha,
-                    max_tokens=request.max_tokens,
-                    output=self.engine.decode(attempt.token_ids),
-                    recovered=result.guard.outcome == "recovered",
-                    final_output=result.raw_text,
-                    attempts=attempts,
-                )
-                await self.failure_log.append(record, png)
-        except Exception:  # a side effect must never fail the request, nor die unseen
-            logger.exception("request %s: could not log the failure", request.request_id)
-            self.metrics.log_records.labels("error").inc()
-        finally:
-            self.failure_log.settle(request.request_id)
+        self.page_log.failures(
+            request.request_id,
+            request.mode,
+            request.max_tokens,
+            request.prompt,
+            job.page,
+            run.trips,
+            result,
+        )
 
     def _body(self, request, results, started, first_token_at, elapsed) -> dict[str, Any]:
         generated = sum(r.guard.tokens_generated for r in results)

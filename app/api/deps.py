@@ -12,6 +12,7 @@ from app.errors import Unauthorized
 from app.failure_log import FailureLog
 from app.metrics import Metrics
 from app.ocr_service import OcrService
+from app.review_store import ReviewStore
 
 
 def get_settings(request: Request) -> Settings:
@@ -30,10 +31,15 @@ def get_metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
+def get_review(request: Request) -> ReviewStore:
+    return request.app.state.review
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[OcrService, Depends(get_service)]
 FailureLogDep = Annotated[FailureLog, Depends(get_failure_log)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ReviewDep = Annotated[ReviewStore, Depends(get_review)]
 
 
 def _presented_key(request: Request) -> str | None:

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from app.errors import NotFound
 from app.ocr_service import OcrRequest, ResultEvent
 
 from .deps import (
@@ -21,8 +20,9 @@ from .deps import (
     require_key_for_metrics,
 )
 from .disconnect import unless_gone
+from .errors import responses
 from .inputs import read_ocr_request
-from .schemas import Feedback, OcrJsonRequest, OcrOptions
+from .schemas import OcrJsonRequest, OcrOptions
 from .sse import ReservedStream, sse_events
 
 router = APIRouter()
@@ -51,6 +51,14 @@ _OCR_BODY = {
     "/v1/ocr",
     dependencies=[Depends(require_key)],
     openapi_extra=_OCR_BODY,
+    responses={
+        200: {
+            "description": "The pages (JSON), or with stream=true Server-Sent Events "
+            "(delta, guard, page, result, error)",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **responses(401, 413, 415, 422, 499, 502, 503, 504),
+    },
     summary="Transcribe a document image or PDF into {header, margin, footer, text}",
 )
 async def ocr(request: Request, settings: SettingsDep, service: ServiceDep) -> Response:
@@ -81,21 +89,16 @@ async def ocr(request: Request, settings: SettingsDep, service: ServiceDep) -> R
     return JSONResponse(body, headers={"X-Request-Id": job.request_id})
 
 
-@router.post("/v1/ocr/{request_id}/feedback", dependencies=[Depends(require_key)], status_code=202)
-async def feedback(request_id: str, correction: Feedback, failure_log: FailureLogDep) -> dict:
-    """Attach a corrected transcription to a logged request (a future *chosen* example)."""
-    if not await failure_log.known_request(request_id):
-        raise NotFound(f"no failure record for request {request_id}")
-    await failure_log.attach_feedback(request_id, correction.model_dump(exclude_none=True))
-    return {"request_id": request_id, "status": "stored"}
-
-
 @router.get("/healthz", dependencies=[Depends(require_key_for_health)])
 async def healthz() -> dict:
     return {"status": "alive"}
 
 
-@router.get("/readyz", dependencies=[Depends(require_key_for_health)])
+@router.get(
+    "/readyz",
+    dependencies=[Depends(require_key_for_health)],
+    responses={503: {"description": "Not ready: no model, an unreachable engine, or draining"}},
+)
 async def readyz(
     service: ServiceDep, failure_log: FailureLogDep, metrics: MetricsDep
 ) -> JSONResponse:
@@ -124,7 +127,15 @@ async def readyz(
     return JSONResponse(body, status_code=200 if model_ok else 503)
 
 
-@router.get("/metrics", dependencies=[Depends(require_key_for_metrics)])
+@router.get(
+    "/metrics",
+    dependencies=[Depends(require_key_for_metrics)],
+    response_class=Response,
+    responses={
+        200: {"description": "Prometheus text exposition", "content": {"text/plain": {}}},
+        **responses(401),
+    },
+)
 async def metrics_endpoint(metrics: MetricsDep, service: ServiceDep) -> Response:
     body = generate_latest(metrics.registry) + service.engine.metrics()
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -25,10 +25,19 @@ class OcrJsonRequest(OcrOptions):
     image: str = Field(..., description="Base64 of the image or PDF, or a data: URL.")
 
 
-class Feedback(BaseModel):
-    """A corrected transcription of one page of a logged request."""
+_CORRECTED = ("header", "margin", "footer", "text")
 
-    model_config = ConfigDict(extra="forbid")
+
+class Feedback(BaseModel):
+    """A corrected transcription of one page of a served request: the *chosen* side of the
+    next DPO pairs. At least one of header, margin, footer, text."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [{"required": [f], "properties": {f: {"type": "string"}}} for f in _CORRECTED]
+        },
+    )
 
     page: int = Field(1, ge=1)
     header: str | None = None
@@ -36,9 +45,36 @@ class Feedback(BaseModel):
     footer: str | None = None
     text: str | None = None
     note: str | None = Field(None, max_length=2000)
+    image: str | None = Field(
+        None,
+        description="Base64 (or a data: URL) of the page image, for a page the guard did not "
+        "catch (the server keeps images of caught pages only): the correction then makes a "
+        "pair too.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Feedback:
-        if all(getattr(self, f) is None for f in ("header", "margin", "footer", "text")):
+        if all(getattr(self, f) is None for f in _CORRECTED):
             raise ValueError("give at least one of header, margin, footer, text")
         return self
+
+    def corrected(self) -> dict[str, str]:
+        return {f: getattr(self, f) or "" for f in _CORRECTED}
+
+
+class FeedbackStored(BaseModel):
+    request_id: str
+    page: int
+    status: str = "stored"
+    with_image: bool = Field(..., description="Whether the page image is stored with it.")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    """Every error of ocrguard's own API."""
+
+    error: ErrorBody
