@@ -6,19 +6,18 @@ import logging
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
+from .api import handlers
 from .api.chat_routes import router as chat_router
-from .api.disconnect import ClientGone
 from .api.limits import BodyLimitMiddleware
 from .api.review_routes import router as review_router
 from .api.routes import router
-from .chat import openai_error, openai_status
+from .api.web_routes import WEB, info_router
+from .api.web_routes import router as web_router
 from .config import Settings, get_settings
 from .engines import Engine, load_engine
-from .errors import OcrGuardError
 from .failure_log import FailureLog
 from .guard import DEFAULT_CONFIG as GUARD_CONFIG
 from .guard.recovery import RecoveryConfig
@@ -28,9 +27,6 @@ from .page_log import PageLog
 from .review_store import ReviewStore
 
 logger = logging.getLogger(__name__)
-
-_OUTCOME_BY_STATUS = {401: "unauthorized", 503: "overloaded"}
-OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
 
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
@@ -117,38 +113,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.include_router(router)
     app.include_router(review_router)
     app.include_router(chat_router)
+    app.include_router(info_router)
+    app.include_router(web_router)
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
 
-    @app.exception_handler(OcrGuardError)
-    async def _known_error(request: Request, exc: OcrGuardError) -> JSONResponse:
-        _count_refusal(request, exc.status)
-        if request.url.path.startswith(OPENAI_PATHS):
-            return JSONResponse(openai_error(exc), openai_status(exc), headers=exc.headers)
-        return JSONResponse(
-            {"error": {"code": exc.code, "message": exc.message}},
-            status_code=exc.status,
-            headers=exc.headers,
-        )
-
-    @app.exception_handler(ClientGone)
-    async def _gone(request: Request, exc: ClientGone) -> Response:
-        return Response(status_code=499)  # nginx's "client closed request": nobody reads it
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        _count_refusal(request, 422)
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
-        return JSONResponse(
-            {"error": {"code": "invalid_request", "message": problems}}, status_code=422
-        )
-
+    handlers.install(app)
     return app
-
-
-def _count_refusal(request: Request, status: int) -> None:
-    counted = request.url.path in ("/v1/ocr", "/v1/chat/completions")
-    if not counted or not hasattr(request.app.state, "metrics"):
-        return
-    outcome = _OUTCOME_BY_STATUS.get(status, "client_error" if status < 500 else "server_error")
-    request.app.state.metrics.requests.labels(request.app.state.service.model, outcome).inc()

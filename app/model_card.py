@@ -43,3 +43,15 @@ def read_revision(folder: Path) -> str:
     if resolved.parent.name == "snapshots" and len(resolved.name) == 40:
         return resolved.name
     return "local"
+
+
+def status_note(model: str | Path) -> str | None:
+    """The card's status paragraph (``**Status: ...**``), markup removed: what the model can
+    read, for a page to say before a first upload. None without one."""
+    card = Path(model) / "README.md"
+    if not card.is_file():
+        return None
+    for paragraph in card.read_text(encoding="utf-8").split("\n\n"):
+        if paragraph.startswith("**Status:"):
+            return " ".join(paragraph.replace("**", "").split())
+    return None

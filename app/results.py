@@ -72,6 +72,10 @@ class GuardEvent:
     verdict: dict[str, Any]
     action: TripAction
     keep_chars: int | None
+    onset_chars: int = 0
+    """Characters of this attempt's text before the loop's first copy..."""
+    repeat_chars: int = 0
+    """...and before its second: from here on the text is the loop (a page marks it)."""
 
 
 @dataclass

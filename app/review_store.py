@@ -110,6 +110,8 @@ class ReviewStore:
     async def recent_failures(self, limit: int, before: str | None = None) -> dict[str, Any]:
         """The newest failure records (before stream id ``before``), each with its
         correction if one was sent, and the stream's length."""
+        if before == "0-0":  # nothing comes before the first possible id
+            return {"total": await self.client.xlen(self.keys.stream), "items": []}
         end = f"({before}" if before else "+"
         entries = await self.client.xrevrange(self.keys.stream, max=end, min="-", count=limit)
         items = []

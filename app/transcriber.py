@@ -168,6 +168,22 @@ class Transcriber:
         finally:
             await stream.aclose()
 
+    def _guard_event(
+        self, job: PageJob, result: AttemptResult, action: TripAction, keep: int | None
+    ) -> GuardEvent:
+        verdict = result.verdict
+        assert verdict is not None
+        ids = result.token_ids
+        return GuardEvent(
+            job.page.number,
+            result.attempt.number,
+            verdict.as_dict(),
+            action,
+            keep,
+            onset_chars=len(self.engine.decode(ids[: verdict.onset])),
+            repeat_chars=len(self.engine.decode(ids[: verdict.onset + verdict.period])),
+        )
+
     def _page_result(
         self,
         job: PageJob,

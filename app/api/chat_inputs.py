@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
 
 import httpx
-from fastapi import Request
-from pydantic import ValidationError
 
 from app.config import Settings
 from app.errors import InvalidRequest, PayloadTooLarge
@@ -21,17 +18,8 @@ from .chat_schemas import ChatCompletionRequest
 
 
 async def read_chat_request(
-    request: Request, settings: Settings, served: set[str]
-) -> tuple[ChatCompletionRequest, OcrRequest]:
-    try:
-        chat = ChatCompletionRequest.model_validate(json.loads(await request.body()))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise InvalidRequest(problems) from exc
+    chat: ChatCompletionRequest, settings: Settings, served: set[str]
+) -> OcrRequest:
     if chat.model not in served:
         raise ModelNotFound(f"model {chat.model!r} is not served here; GET /v1/models lists it")
     if chat.n != 1:
@@ -60,7 +48,7 @@ async def read_chat_request(
         temperature=chat.temperature if chat.temperature is not None else 0.0,
         top_p=chat.top_p or 1.0,
     )
-    return chat, ocr
+    return ocr
 
 
 class ModelNotFound(InvalidRequest):

@@ -60,12 +60,6 @@ async def models(service: ServiceDep, settings: SettingsDep) -> ModelList:
 @router.post(
     "/v1/chat/completions",
     dependencies=[Depends(require_key)],
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatCompletionRequest.model_json_schema()}},
-        }
-    },
     response_model=ChatCompletion,
     responses={
         200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}},
@@ -74,11 +68,10 @@ async def models(service: ServiceDep, settings: SettingsDep) -> ModelList:
     summary="Transcribe one page image, guarded, in OpenAI's Chat Completions format",
 )
 async def chat_completions(
-    request: Request, settings: SettingsDep, service: ServiceDep
+    chat: ChatCompletionRequest, request: Request, settings: SettingsDep, service: ServiceDep
 ) -> Response:
-    chat, job = await read_chat_request(
-        request, settings, served_names(service, settings.served_model_name)
-    )
+    served = served_names(service, settings.served_model_name)
+    job = await read_chat_request(chat, settings, served)
     format_ = ChatFormat(job.request_id, chat.model, chat.logprobs, service.engine.decode)
     reservation = service.reserve()
     headers = {"X-Request-Id": job.request_id}

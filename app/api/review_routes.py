@@ -7,7 +7,7 @@ import binascii
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from app.errors import InvalidRequest, NotFound, StoreUnavailable
 from app.failure_record import Correction
@@ -27,7 +27,7 @@ _UNAVAILABLE = "Redis is unavailable: corrections cannot be stored or listed now
     dependencies=[Depends(require_key)],
     status_code=202,
     response_model=FeedbackStored,
-    responses=responses(401, 404, 413, 422, 503),
+    responses=responses(400, 401, 404, 413, 422, 503),
     summary="Store a corrected transcription of one page (a future DPO chosen example)",
 )
 async def feedback(
@@ -73,13 +73,15 @@ async def feedback(
 @router.get(
     "/v1/failures",
     dependencies=[Depends(require_key)],
-    responses=responses(401, 503),
+    responses=responses(401, 422, 503),
     summary="The newest failure records, for the review queue",
 )
 async def failures(
     review: ReviewDep,
     limit: int = Query(20, ge=1, le=200),
-    before: str | None = Query(None, pattern=r"^\d+-\d+$", description="a stream entry id"),
+    before: str | None = Query(
+        None, pattern=r"^(0|[1-9]\d{0,18})-(0|[1-9]\d{0,18})$", description="a stream entry id"
+    ),
 ) -> dict:
     """Each logged trip with its loop marked (character offsets into ``output``), what the
     request returned, the correction if one was sent, and its image's URL. ``pairs_ready``
@@ -88,6 +90,8 @@ async def failures(
     try:
         found = await review.recent_failures(limit, before)
         corrections = await review.corrections_count()
+    except ResponseError as exc:  # Redis refused the id: nothing comes before it
+        raise InvalidRequest(f"before: {exc}") from exc
     except (RedisError, OSError) as exc:
         raise StoreUnavailable(_UNAVAILABLE, headers={"Retry-After": "5"}) from exc
     items = []

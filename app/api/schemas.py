@@ -22,7 +22,7 @@ class OcrOptions(BaseModel):
 
 
 class OcrJsonRequest(OcrOptions):
-    image: str = Field(..., description="Base64 of the image or PDF, or a data: URL.")
+    image: str = Field(..., min_length=1, description="Base64 of the image or PDF, or a data: URL.")
 
 
 _CORRECTED = ("header", "margin", "footer", "text")

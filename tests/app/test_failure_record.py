@@ -29,6 +29,7 @@ def _record(**overrides) -> FailureRecord:
         image_sha256="abc",
         max_tokens=64,
         output="ab" * 3,
+        decode=lambda ids: "ab"[: len(ids)] * (len(ids) // 2) + "a" * (len(ids) % 2),
         recovered=True,
         final_output="ab",
         attempts=[{"number": 1}],
@@ -47,6 +48,7 @@ def test_a_record_of_an_attempt_carries_its_sampling_and_verdict():
         "prefix_tokens": 0,
     }
     assert record.verdict["kind"] == "ngram_loop"
+    assert (record.onset_chars, record.repeat_chars) == (0, 2)  # the second copy starts at 2
 
 
 def test_only_a_tripped_attempt_makes_a_record():
@@ -59,7 +61,8 @@ def _values():
     fields = ("request_id", "page", "model_id", "model_revision", "prompt_version", "prompt")
     more = ("guard_version", "guard_mode", "image_sha256", "output", "recovered", "final_output")
     values = {f: getattr(record, f) for f in fields + more}
-    return {**values, "prompt": record.page_prompt, "max_tokens": 64, "attempts": []}
+    values = {**values, "prompt": record.page_prompt, "max_tokens": 64, "attempts": []}
+    return {**values, "decode": lambda ids: "x" * len(ids)}
 
 
 def test_stream_fields_round_trip():

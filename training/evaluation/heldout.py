@@ -24,6 +24,7 @@ from app.prompt import ocr_messages, parse_output
 
 from ..model.loading import load_model, load_processor
 from ..model.synth import Generator, Sample, parse_kinds
+from ..progress import Progress
 from .cer import cer
 
 logger = logging.getLogger(__name__)
@@ -211,6 +212,7 @@ def _evaluate_kind(
     if temperature > 0:
         decoding = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
     scores = KindScores()
+    progress = Progress(f"eval {Path(label).name} {kind}", total=per_kind, unit="page")
     for start in range(0, per_kind, batch_size):
         samples = [pages(i, kind) for i in range(start, min(per_kind, start + batch_size))]
         inputs = processor(
@@ -225,6 +227,7 @@ def _evaluate_kind(
         with torch.inference_mode():
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, **decoding)
         scores.seconds += time.perf_counter() - began
+        progress.update(len(samples))
         for sample, row in zip(samples, output[:, inputs["input_ids"].shape[1] :].tolist()):
             read = label_ids(tokenizer, row, eos=eos, max_tokens=max_new_tokens)
             text = tokenizer.decode(read.token_ids, skip_special_tokens=True)
@@ -255,6 +258,7 @@ def _evaluate_kind(
                         else ("length" if read.hit_limit else None),
                     }
                 )
+    progress.close()
     logger.info("%s %s: %s", label, kind, scores.summary())
     return {**scores.summary(), "examples": scores.examples}
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from app.prompt import OCR_INSTRUCTION, ocr_messages
 
+from ..progress import Progress
 from .architecture import ModelSize, build_model, build_processor, build_tokenizer
 from .health import probe_samples, vision_health
 from .loading import load_model, load_processor
@@ -119,6 +120,7 @@ def run(config: SftConfig) -> Path:
     started = time.monotonic()
     deadline = started + 60 * config.stop_after_minutes if config.stop_after_minutes > 0 else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=device.type == "cuda")
+    progress = Progress("sft", total=config.steps - step, unit="step")
     for inputs in batches(processor, config, step):
         inputs = {name: tensor.to(device, non_blocking=True) for name, tensor in inputs.items()}
         for group in optimizer.param_groups:
@@ -130,6 +132,7 @@ def run(config: SftConfig) -> Path:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
+        progress.update(step=step, loss=round(loss.item(), 4))
         out_of_time = deadline is not None and time.monotonic() >= deadline
         if step % 25 == 0 or step == config.steps or out_of_time:
             entry = {
@@ -159,6 +162,7 @@ def run(config: SftConfig) -> Path:
                 config.stop_after_minutes,
             )
             break
+    progress.close(step=step)
     return ckpt
 
 

@@ -33,6 +33,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from app.prompt import PageFields
 
+from ..progress import Progress
 from .fonts import font_path
 
 Kind = Literal["chars", "words", "wordblock", "line", "block", "table", "receipt", "form"]
@@ -335,8 +336,12 @@ def write_dataset(out: Path, seed: int, count: int, kinds: tuple[Kind, ...]) -> 
     """Write ``count`` samples as PNG files plus ``samples.jsonl`` (the CLI's ``synth``)."""
     out.mkdir(parents=True, exist_ok=True)
     generator = Generator(seed)
-    with (out / "samples.jsonl").open("w", encoding="utf-8") as manifest:
+    with (
+        (out / "samples.jsonl").open("w", encoding="utf-8") as manifest,
+        Progress("synth", total=count, unit="page") as progress,
+    ):
         for index, sample in zip(range(count), generator.stream(kinds)):
+            progress.update()
             name = f"{index:06d}-{sample.kind}.png"
             sample.image.save(out / name)
             manifest.write(

@@ -20,6 +20,7 @@ from app.guard import DEFAULT_CONFIG
 from app.labeler import label_ids
 
 from ..model.loading import load_model, load_processor
+from ..progress import Progress
 from .export import read_snapshot
 from .pairs import CANDIDATES_FILE, PairRules, needs_candidates, page_key, read_candidates
 
@@ -61,7 +62,10 @@ def sample_candidates(config: CandidateConfig) -> int:
     eos = model.generation_config.eos_token_id
     written = 0
     rules = PairRules()
-    for line in read_snapshot(config.snapshot):
+    lines = read_snapshot(config.snapshot)
+    progress = Progress("candidates", total=len(lines), unit="record")
+    for line in lines:
+        progress.update()
         key = page_key(line["record"])
         if key in done or not needs_candidates(line, rules):
             continue
@@ -104,5 +108,6 @@ def sample_candidates(config: CandidateConfig) -> int:
                 }
                 f.write(json.dumps(item, ensure_ascii=False) + "\n")
                 written += 1
+    progress.close(written=written)
     logger.info("wrote %d candidates to %s", written, out)
     return written

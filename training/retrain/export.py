@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import socket
-import sys
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,8 @@ from typing import Any
 import redis
 
 from app.failure_record import FailureRecord, RedisKeys, SchemaMismatch
+
+from ..progress import Progress
 
 logger = logging.getLogger(__name__)
 
@@ -115,12 +116,11 @@ def export(client: redis.Redis, config: ExportConfig) -> ExportStats:
     _ensure_group(client, config)
     seen = {record_key(line["record"]) for line in read_snapshot(out)}
     stats = ExportStats()
-    progress = _Progress()
-    for entries in _deliveries(client, config, stats):
-        stats.read += len(entries)
-        _store(client, config, entries, seen, stats)
-        progress.update(stats)
-    progress.close()
+    with Progress("export", unit="entry") as progress:
+        for entries in _deliveries(client, config, stats):
+            stats.read += len(entries)
+            _store(client, config, entries, seen, stats)
+            progress.update(len(entries), written=stats.written, duplicates=stats.duplicates)
     logger.info("export to %s: %s", out, asdict(stats))
     return stats
 
@@ -282,30 +282,3 @@ def _write_durably(path: Path, write) -> None:
 
 def _str(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-class _Progress:
-    """tqdm when it is installed and stderr is a terminal; a plain counter line otherwise."""
-
-    def __init__(self) -> None:
-        self._bar = None
-        if sys.stderr.isatty():
-            try:
-                from tqdm import tqdm
-
-                self._bar = tqdm(desc="export", unit="entry", file=sys.stderr)
-            except ImportError:
-                pass
-        self._read = 0
-
-    def update(self, stats: ExportStats) -> None:
-        if self._bar is not None:
-            self._bar.update(stats.read - self._read)
-            self._bar.set_postfix(written=stats.written, duplicates=stats.duplicates)
-        else:
-            print(f"export: read {stats.read}, written {stats.written}", file=sys.stderr)
-        self._read = stats.read
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
