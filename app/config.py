@@ -131,6 +131,14 @@ class Settings(BaseSettings):
     guard_max_attempts: int = Field(
         3, ge=1, description="Generations per page under guard=recover."
     )
+    keep_clean_pages: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of clean pages kept (image and output) for retraining: a page the "
+        "model reads cleanly greedily may still loop when sampled, and those loops make DPO "
+        "pairs too.",
+    )
     served_model_name: str | None = Field(
         None,
         description="Another name the OpenAI endpoint answers to and lists (e.g. olmocr, the "

@@ -49,6 +49,11 @@ class RedisKeys:
         """Hash of a request's corrections, one field per page number."""
         return f"{self.prefix}feedback:{request_id}"
 
+    def pages(self) -> str:
+        """Stream of kept clean pages (``OCRGUARD_KEEP_CLEAN_PAGES``): pages the guard did not
+        catch, whose image and output retraining samples candidates on."""
+        return f"{self.prefix}pages"
+
     def corrections(self) -> str:
         """Stream of corrections as they arrive: a correction sent after an export reaches
         the next round's pairs because training drains this stream too."""
@@ -217,6 +222,41 @@ class Correction:
     def from_fields(cls, entry: dict[str, str]) -> Correction:
         if entry.get("schema") != CORRECTION_SCHEMA:
             raise SchemaMismatch(f"correction schema {entry.get('schema')!r}")
+        return cls(**{f.name: json.loads(entry[f.name]) for f in fields(cls) if f.name in entry})
+
+    @property
+    def page_prompt(self) -> PagePrompt:
+        return PagePrompt(self.prompt, self.prompt_system, self.prompt_image_first)
+
+
+PAGE_SAMPLE_SCHEMA = "1"
+
+
+@dataclass
+class PageSample:
+    """A clean page kept for retraining: a model that writes it cleanly greedily may still
+    loop on it when sampled, and those loops are DPO pairs too (the paper's setting)."""
+
+    request_id: str
+    page: int
+    model_id: str
+    model_revision: str
+    prompt: str
+    prompt_system: str | None
+    prompt_image_first: bool
+    image_sha256: str
+    output: str
+    time: float = field(default_factory=time.time)
+
+    def to_fields(self) -> dict[str, str]:
+        out = {f.name: json.dumps(getattr(self, f.name), ensure_ascii=False) for f in fields(self)}
+        out["schema"] = PAGE_SAMPLE_SCHEMA
+        return out
+
+    @classmethod
+    def from_fields(cls, entry: dict[str, str]) -> PageSample:
+        if entry.get("schema") != PAGE_SAMPLE_SCHEMA:
+            raise SchemaMismatch(f"page sample schema {entry.get('schema')!r}")
         return cls(**{f.name: json.loads(entry[f.name]) for f in fields(cls) if f.name in entry})
 
     @property

@@ -64,7 +64,14 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         recovery = RecoveryConfig(
             strategy=settings.guard_strategy, max_attempts=settings.guard_max_attempts
         )
-        page_log = PageLog(served, failure_log, review, metrics, GUARD_CONFIG.version)
+        page_log = PageLog(
+            served,
+            failure_log,
+            review,
+            metrics,
+            GUARD_CONFIG.version,
+            keep_clean_pages=settings.keep_clean_pages,
+        )
         service = OcrService(
             served,
             page_log,

@@ -141,7 +141,7 @@ class OcrService:
                 self.metrics.ttft.labels(self.model).observe(first_token_at - started)
         elapsed = time.monotonic() - started
         self.metrics.duration.labels(self.model).observe(elapsed)
-        self.page_log.served(request.request_id, request.prompt, results)
+        self.page_log.served(request.request_id, request.prompt, request.pages, results)
         yield ResultEvent(self._body(request, results, started, first_token_at, elapsed))
 
     def _account(self, request: OcrRequest, job: PageJob, run: PageRun, result: PageResult) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
@@ -15,7 +16,7 @@ from redis.exceptions import RedisError
 
 from .engines.base import Engine
 from .failure_log import FailureLog
-from .failure_record import FailureRecord
+from .failure_record import FailureRecord, PageSample
 from .guard.policy import TripAction
 from .guard.recovery import AttemptResult
 from .images import Page, image_sha256
@@ -36,7 +37,9 @@ class PageLog:
         review: ReviewStore,
         metrics: Metrics,
         guard_version: str,
+        keep_clean_pages: float = 0.0,
     ) -> None:
+        self._keep = keep_clean_pages
         self.engine = engine
         self.failure_log = failure_log
         self.review = review
@@ -59,10 +62,16 @@ class PageLog:
             request_id, self._failures(request_id, mode, max_tokens, prompt, page, trips, result)
         )
 
-    def served(self, request_id: str, prompt: PagePrompt, results: list[PageResult]) -> None:
-        """Remember the request so that its pages can be corrected (``record_ttl``)."""
+    def served(
+        self, request_id: str, prompt: PagePrompt, pages: list[Page], results: list[PageResult]
+    ) -> None:
+        """Remember the request so that its pages can be corrected (``record_ttl``), and keep
+        a share of its clean pages for retraining (``keep_clean_pages``)."""
         outputs = {r.page: r.raw_text for r in results}
         self._spawn(request_id, self._remember(request_id, prompt, outputs))
+        for page, result in zip(pages, results):
+            if not result.guard.tripped and self._keep > 0 and random.random() < self._keep:
+                self._spawn(request_id, self._keep_page(request_id, prompt, page, result))
 
     def writing(self, request_id: str) -> bool:
         return bool(self._tasks.get(request_id))
@@ -121,6 +130,27 @@ class PageLog:
                 await self.failure_log.append(record, png)
         except Exception:  # a side effect must never fail the request, nor die unseen
             logger.exception("request %s: could not log the failure", request_id)
+            self.metrics.log_records.labels("error").inc()
+
+    async def _keep_page(
+        self, request_id: str, prompt: PagePrompt, page: Page, result: PageResult
+    ) -> None:
+        try:
+            png = await asyncio.to_thread(page.png_bytes)
+            sample = PageSample(
+                request_id=request_id,
+                page=page.number,
+                model_id=self.engine.model_id,
+                model_revision=self.engine.revision,
+                prompt=prompt.text,
+                prompt_system=prompt.system,
+                prompt_image_first=prompt.image_first,
+                image_sha256=image_sha256(png),
+                output=result.raw_text,
+            )
+            await self.review.keep_page(sample, png)
+        except (RedisError, OSError) as exc:  # a sample lost is no request lost
+            logger.warning("request %s: clean page not kept (%s)", request_id, exc)
             self.metrics.log_records.labels("error").inc()
 
     async def _remember(self, request_id: str, prompt: PagePrompt, outputs: dict[int, str]) -> None:

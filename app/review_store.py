@@ -16,7 +16,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from .failure_record import Correction, FailureRecord, RedisKeys, SchemaMismatch
+from .failure_record import Correction, FailureRecord, PageSample, RedisKeys, SchemaMismatch
 from .prompt import PagePrompt
 
 
@@ -105,6 +105,14 @@ class ReviewStore:
                 maxlen=self._maxlen,
                 approximate=True,
             )
+            await pipe.execute()
+
+    async def keep_page(self, sample: PageSample, image_png: bytes) -> None:
+        image = self.keys.image(sample.image_sha256)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(image, image_png, nx=True, ex=self._image_ttl)
+            pipe.expire(image, self._image_ttl)
+            pipe.xadd(self.keys.pages(), sample.to_fields(), maxlen=self._maxlen, approximate=True)
             await pipe.execute()
 
     async def recent_failures(self, limit: int, before: str | None = None) -> dict[str, Any]:

@@ -1,25 +1,31 @@
-"""The retraining experiment of issue #5, end to end: traffic -> Redis -> pairs -> DPO -> eval.
+"""The closed loop of issue #26, end to end: prone traffic -> live service -> Redis -> pairs ->
+DPO -> side-by-side evaluation, in two stages (traffic is slow; recipes are tried on it).
 
-    .venv/bin/python bench/dpo_experiment.py --model models/ocrguard-tiny --pages 300 \\
-        --eval-per-kind 200 --work data/experiment
+    # 1. traffic: served through the live service into Redis (a prefix of its own)
+    .venv/bin/python bench/dpo_experiment.py traffic --pages 3000 --prefix ocrguard-experiment:r1:
+    # 2. one retraining round on it, with a recipe (repeat with other recipes)
+    .venv/bin/python bench/dpo_experiment.py retrain --prefix ocrguard-experiment:r1: \\
+        --work data/experiment/r1 --recipe training/recipes/dpo/ocrguard-tiny.yaml
 
-1. Production-like traffic: the SFT model is served (real HTTP, real Redis) and a split of
-   synthetic pages never used in training or evaluation (seed 7_000_001) is POSTed with
-   ``guard=detect``, so every degenerate generation lands in the failure stream exactly as
-   production failures do.
-2. Annotation: for each flagged request, the page's ground truth is POSTed to the feedback
-   endpoint, standing in for a human correcting the page (the *chosen* side of the pair).
-3. ``training.retrain``: export (consumer group) -> pairs -> DPO -> ``training eval`` of SFT
-   and DPO models side by side on held-out pages (the evaluation seed), greedy decoding.
+1. **Traffic**: the degeneration-prone traffic's training split (training/retrain/traffic.py,
+   seeds and font families never used by the evaluation) POSTed to the served SFT model over
+   real HTTP with ``guard=detect``: every degenerate generation lands in the failure stream
+   exactly as production failures do, and the service keeps every clean page
+   (``OCRGUARD_KEEP_CLEAN_PAGES=1``) for the candidates.
+2. **Annotation**: for each tripped request, the page's ground truth goes to the feedback
+   endpoint, standing in for a person in the review queue (the *chosen* side).
+3. **Retrain** (``ocrguard-train retrain``): export through consumer groups, N sampled
+   candidates per page labelled by the guard, pairs (rejected: the live degenerate output
+   and every degenerate candidate), DPO, then the serving and the new model side by side on
+   the held-out prone traffic (greedy and T=0.7) and the standard held-out kinds.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import io
 import sys
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,51 +35,48 @@ import httpx  # noqa: E402
 
 from app.config import EMBEDDED_MODEL, Settings  # noqa: E402
 from app.server import background_server  # noqa: E402
-from training.model.synth import Generator  # noqa: E402
+from training.cli import build_config  # noqa: E402
 from training.retrain.loop import RetrainConfig, retrain  # noqa: E402
+from training.retrain.traffic import Traffic  # noqa: E402
 
-TRAFFIC_SEED = 7_000_001
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-def traffic(
-    model: str, pages: int, kinds: list[str], max_tokens: int, prefix: str
-) -> dict[str, int]:
+def traffic(model: str, pages: int, start: int, max_tokens: int, prefix: str) -> dict[str, int]:
     settings = Settings(
-        model=model, max_tokens=max_tokens, key_prefix=prefix, stream_key=prefix + "failures"
+        model=model,
+        max_tokens=max_tokens,
+        key_prefix=prefix,
+        stream_key=prefix + "failures",
+        keep_clean_pages=1.0,
+        max_queue=2,
     )
-    generator = Generator(TRAFFIC_SEED)
-    counts = {"pages": 0, "degenerate": 0, "feedback": 0}
+    source = Traffic("train")
+    counts = {"pages": 0, "tripped": 0, "corrected": 0}
+    started = time.monotonic()
     with background_server(settings) as url, httpx.Client(timeout=600) as client:
-        for i in range(pages):
-            sample = generator.sample(i, kinds[i % len(kinds)])
-            import io
-
+        for i in range(start, start + pages):
+            sample = source.sample(i)
             buffer = io.BytesIO()
             sample.image.save(buffer, format="PNG")
             body = client.post(
                 f"{url}/v1/ocr",
                 files={"file": ("page.png", buffer.getvalue())},
-                data={"guard": "detect"},
+                data={"guard": "detect", "max_tokens": str(max_tokens)},
             ).json()
             counts["pages"] += 1
             if body["pages"][0]["guard"]["tripped"]:
-                counts["degenerate"] += 1
+                counts["tripped"] += 1
                 fields = sample.fields
                 correction = {
                     "page": 1,
-                    "header": fields.header,
-                    "margin": fields.margin,
-                    "footer": fields.footer,
-                    "text": fields.text,
+                    **{f: getattr(fields, f) for f in ("header", "margin", "footer", "text")},
                 }
                 reply = client.post(f"{url}/v1/ocr/{body['request_id']}/feedback", json=correction)
-                counts["feedback"] += reply.status_code == 202
-            if (i + 1) % 25 == 0:
-                print(
-                    f"traffic: {i + 1}/{pages} pages, {counts['degenerate']} degenerate",
-                    file=sys.stderr,
-                )
+                counts["corrected"] += reply.status_code == 202
+            if counts["pages"] % 50 == 0:
+                rate = counts["pages"] / (time.monotonic() - started)
+                print(f"traffic: {counts} ({rate:.2f} pages/s)", file=sys.stderr, flush=True)
     return counts
 
 
@@ -81,66 +84,40 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", default=str(EMBEDDED_MODEL))
-    parser.add_argument("--pages", type=int, default=300)
-    parser.add_argument("--kinds", default="table,receipt,form,block,line")
-    parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--work", type=Path, default=Path("data/experiment"))
-    parser.add_argument("--out", type=Path, default=Path("data/experiment/models"))
-    parser.add_argument("--eval-per-kind", type=int, default=200)
-    parser.add_argument("--beta", type=float, default=0.1)
-    parser.add_argument("--learning-rate", type=float, default=2e-5)
-    parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--lora", action="store_true")
+    stages = parser.add_subparsers(dest="stage", required=True)
+    t = stages.add_parser("traffic")
+    t.add_argument("--model", default=str(EMBEDDED_MODEL))
+    t.add_argument("--pages", type=int, default=3000)
+    t.add_argument("--start", type=int, default=0, help="first traffic index (to add more)")
+    t.add_argument("--max-tokens", type=int, default=256)
+    t.add_argument("--prefix", required=True)
+    r = stages.add_parser("retrain")
+    r.add_argument("--prefix", required=True)
+    r.add_argument("--work", type=Path, required=True)
+    r.add_argument("--recipe", type=Path, default=None, help="YAML of RetrainConfig fields")
+    r.add_argument("--set", action="append", default=[], help="FIELD=VALUE over the recipe")
     args = parser.parse_args()
 
-    prefix = f"ocrguard-experiment:{uuid.uuid4().hex[:8]}:"
-    started = time.monotonic()
-    counts = traffic(args.model, args.pages, args.kinds.split(","), args.max_tokens, prefix)
-    print(f"traffic: {counts} in {time.monotonic() - started:.0f} s")
-    result = retrain(
-        RetrainConfig(
-            model=args.model,
-            work=args.work,
-            out=args.out,
-            redis_url=REDIS_URL,
-            stream_key=prefix + "failures",
-            key_prefix=prefix,
-            group="experiment",
-            min_idle_ms=1000,
-            judge="structural",
-            lora=args.lora,
-            beta=args.beta,
-            learning_rate=args.learning_rate,
-            epochs=args.epochs,
-            eval_per_kind=args.eval_per_kind,
-            eval_kinds="line,block,table,receipt,form",
-            max_new_tokens=args.max_tokens,
-        )
+    if args.stage == "traffic":
+        started = time.monotonic()
+        counts = traffic(args.model, args.pages, args.start, args.max_tokens, args.prefix)
+        print(f"traffic: {counts} in {time.monotonic() - started:.0f} s")
+        return 0
+    overrides = dict(item.split("=", 1) for item in args.set)
+    config = build_config(
+        RetrainConfig,
+        args.recipe,
+        {
+            **overrides,
+            "work": args.work,
+            "redis_url": REDIS_URL,
+            "stream_key": args.prefix + "failures",
+            "key_prefix": args.prefix,
+            "min_idle_ms": 1000,
+        },
     )
-    summary = {
-        "traffic": counts,
-        "pairs": result.get("pairs"),
-        "model": result.get("model"),
-        "seconds": round(time.monotonic() - started),
-    }
-    if "eval" in result:
-        for model, by_kind in result["eval"]["models"].items():
-            pages = sum(s["pages"] for s in by_kind.values())
-            degenerate = sum(s["degeneration_rate"] * s["pages"] for s in by_kind.values())
-            cer = sum(s["cer"] * s["pages"] for s in by_kind.values()) / pages
-            summary[Path(model).name] = {
-                "pages": pages,
-                "degeneration_rate": round(degenerate / pages, 4),
-                "cer": round(cer, 4),
-            }
-        base, new = (summary[Path(m).name] for m in result["eval"]["models"])
-        if base["degeneration_rate"]:
-            summary["relative_reduction"] = round(
-                1 - new["degeneration_rate"] / base["degeneration_rate"], 4
-            )
-        summary["cer_change_points"] = round(100 * (new["cer"] - base["cer"]), 2)
-    print(json.dumps(summary, indent=2))
+    result = retrain(config)
+    print(f"new model version: {result.get('model')}; released: {result.get('released')}")
     return 0
 
 

@@ -1,13 +1,16 @@
-"""Export: drain the failure stream through a consumer group into a durable snapshot folder.
+"""Export: drain the service's streams through consumer groups into a durable snapshot folder.
 
     python -m training export --redis-url redis://127.0.0.1:6379/0 --out data/failures
 
-The snapshot is ``records.jsonl`` (one line per failure record: the record, its stream entry
-id, any feedback stored for its request, the path of its image) and ``images/{sha256}.png``.
-Delivery is at-least-once: entries are acknowledged only after the lines that hold them are
-on disk (temp file, fsync, rename), and entries another reader left pending are claimed with
-``XAUTOCLAIM`` once idle long enough. A line is identified by (request_id, page, attempt), so
-an entry delivered twice is written once.
+Three streams, three files: ``records.jsonl`` (one line per failure record: the record, its
+stream entry id, the feedback stored for its request by then, the path of its image),
+``corrections.jsonl`` (every correction sent, also those sent after an earlier export: the
+pairs join them by request and page) and ``pages.jsonl`` (clean pages the service kept for
+retraining), with the images in ``images/{sha256}.png``. Delivery is at-least-once: entries
+are acknowledged only after the lines that hold them are on disk (temp file, fsync,
+rename), and entries another reader left pending are claimed with ``XAUTOCLAIM`` once idle
+long enough. Each line has a key (a record: request, page, attempt), so an entry delivered
+twice is written once.
 """
 
 from __future__ import annotations
@@ -17,23 +20,23 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from app.failure_record import FailureRecord, RedisKeys, SchemaMismatch
+from app.failure_record import Correction, FailureRecord, PageSample, RedisKeys, SchemaMismatch
 
 from ..progress import Progress
 
 logger = logging.getLogger(__name__)
 
 RECORDS_FILE = "records.jsonl"
+CORRECTIONS_FILE = "corrections.jsonl"
+PAGES_FILE = "pages.jsonl"
 IMAGES_DIR = "images"
-
-RecordKey = tuple[str, int, int]
 
 
 @dataclass
@@ -85,6 +88,10 @@ class ExportStats:
     """Pending entries whose data the stream had already trimmed away (acked, lost)."""
     unreadable: int = 0
     """Entries that are not failure records (acked and skipped)."""
+    corrections: int = 0
+    """Correction lines added (corrections.jsonl)."""
+    pages: int = 0
+    """Kept clean page lines added (pages.jsonl)."""
     other_schema: int = 0
     """Failure records of a schema version this reader does not understand (acked and
     skipped by this group; the entries stay in the stream for a reader that does)."""
@@ -96,38 +103,92 @@ def main(config: ExportConfig) -> int:
     return 0
 
 
-def record_key(record: dict[str, Any]) -> RecordKey:
+@dataclass(frozen=True)
+class Feed:
+    """One stream and the snapshot file it drains into."""
+
+    stream: Callable[[ExportConfig], str]
+    file: str
+    parse: Callable[[dict[str, str]], Any]
+    key: Callable[[dict[str, Any]], tuple]
+    line: Callable[[redis.Redis, ExportConfig, str, Any, ExportStats], dict[str, Any]]
+    counter: str
+    """The ExportStats field counting its written lines."""
+
+
+def record_key(record: dict[str, Any]) -> tuple:
     return (str(record["request_id"]), int(record["page"]), int(record["attempt"]))
 
 
-def read_snapshot(folder: Path) -> list[dict[str, Any]]:
-    """The snapshot's lines, oldest first (empty for a new folder)."""
-    path = Path(folder) / RECORDS_FILE
+def _record_line(client, config, entry_id: str, record: FailureRecord, stats) -> dict:
+    return {
+        "stream_id": entry_id,
+        "record": asdict(record),
+        "feedback": _feedback(client, config, record.request_id, record.page),
+        "image": _save_image(client, config, record.image_sha256, stats),
+    }
+
+
+def _correction_line(client, config, entry_id: str, correction: Correction, stats) -> dict:
+    image = (
+        _save_image(client, config, correction.image_sha256, stats)
+        if correction.image_sha256
+        else None
+    )
+    return {"stream_id": entry_id, "correction": asdict(correction), "image": image}
+
+
+def _page_line(client, config, entry_id: str, sample: PageSample, stats) -> dict:
+    image = _save_image(client, config, sample.image_sha256, stats)
+    return {"stream_id": entry_id, "sample": asdict(sample), "image": image}
+
+
+FEEDS = (
+    Feed(lambda c: c.keys.stream, RECORDS_FILE, FailureRecord.from_fields,
+         lambda line: record_key(line["record"]), _record_line, "written"),
+    Feed(lambda c: c.keys.corrections(), CORRECTIONS_FILE, Correction.from_fields,
+         lambda line: (line["correction"]["request_id"], line["correction"]["page"],
+                       line["correction"]["time"]), _correction_line, "corrections"),
+    Feed(lambda c: c.keys.pages(), PAGES_FILE, PageSample.from_fields,
+         lambda line: (line["sample"]["request_id"], line["sample"]["page"]), _page_line, "pages"),
+)  # fmt: skip
+
+
+def read_lines(folder: Path, name: str) -> list[dict[str, Any]]:
+    """A snapshot file's lines, oldest first (empty when there is none yet)."""
+    path = Path(folder) / name
     if not path.exists():
         return []
     with path.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def read_snapshot(folder: Path) -> list[dict[str, Any]]:
+    """The snapshot's failure record lines, oldest first."""
+    return read_lines(folder, RECORDS_FILE)
+
+
 def export(client: redis.Redis, config: ExportConfig) -> ExportStats:
     """Drain what the group has not acknowledged into ``config.out``; return the counts."""
     out = config.out
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    _ensure_group(client, config)
-    seen = {record_key(line["record"]) for line in read_snapshot(out)}
     stats = ExportStats()
     with Progress("export", unit="entry") as progress:
-        for entries in _deliveries(client, config, stats):
-            stats.read += len(entries)
-            _store(client, config, entries, seen, stats)
-            progress.update(len(entries), written=stats.written, duplicates=stats.duplicates)
+        for feed in FEEDS:
+            stream = feed.stream(config)
+            _ensure_group(client, stream, config.group)
+            seen = {feed.key(line) for line in read_lines(out, feed.file)}
+            for entries in _deliveries(client, config, stream, stats):
+                stats.read += len(entries)
+                _store(client, config, feed, entries, seen, stats)
+                progress.update(len(entries), written=stats.written, duplicates=stats.duplicates)
     logger.info("export to %s: %s", out, asdict(stats))
     return stats
 
 
-def _ensure_group(client: redis.Redis, config: ExportConfig) -> None:
+def _ensure_group(client: redis.Redis, stream: str, group: str) -> None:
     try:
-        client.xgroup_create(config.stream_key, config.group, id="0", mkstream=True)
+        client.xgroup_create(stream, group, id="0", mkstream=True)
     except redis.ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
@@ -137,14 +198,14 @@ Entry = tuple[str, dict[bytes, bytes] | None]
 
 
 def _deliveries(
-    client: redis.Redis, config: ExportConfig, stats: ExportStats
+    client: redis.Redis, config: ExportConfig, stream: str, stats: ExportStats
 ) -> Iterable[list[Entry]]:
     """Batches of entries to store: abandoned ones claimed from dead readers, then this
     reader's own pending ones (it may have died itself), then new ones."""
     cursor = "0-0"
     while True:
         reply = client.xautoclaim(
-            config.stream_key,
+            stream,
             config.group,
             config.consumer,
             min_idle_time=config.min_idle_ms,
@@ -166,7 +227,7 @@ def _deliveries(
         last = start
         while True:
             reply = client.xreadgroup(
-                config.group, config.consumer, {config.stream_key: last}, count=config.batch
+                config.group, config.consumer, {stream: last}, count=config.batch
             )
             entries = [(_str(i), f) for _, batch in reply for i, f in batch]
             if not entries:
@@ -179,8 +240,9 @@ def _deliveries(
 def _store(
     client: redis.Redis,
     config: ExportConfig,
+    feed: Feed,
     entries: list[Entry],
-    seen: set[RecordKey],
+    seen: set[tuple],
     stats: ExportStats,
 ) -> None:
     """Write the new lines (images first), make them durable, then acknowledge."""
@@ -190,33 +252,26 @@ def _store(
             stats.trimmed += 1
             continue
         try:
-            record = FailureRecord.from_fields({_str(k): _str(v) for k, v in fields.items()})
+            item = feed.parse({_str(k): _str(v) for k, v in fields.items()})
         except SchemaMismatch as exc:
             stats.other_schema += 1
             logger.warning("entry %s skipped: %s", entry_id, exc)
             continue
         except (TypeError, ValueError, KeyError) as exc:
             stats.unreadable += 1
-            logger.warning("entry %s is not a failure record (%s); skipped", entry_id, exc)
+            logger.warning("entry %s of %s is not readable (%s); skipped", entry_id, feed.file, exc)
             continue
-        data = asdict(record)
-        key = record_key(data)
+        line = feed.line(client, config, entry_id, item, stats)
+        key = feed.key(line)
         if key in seen:
             stats.duplicates += 1
             continue
         seen.add(key)
-        lines.append(
-            {
-                "stream_id": entry_id,
-                "record": data,
-                "feedback": _feedback(client, config, record.request_id, record.page),
-                "image": _save_image(client, config, record.image_sha256, stats),
-            }
-        )
+        lines.append(line)
     if lines:
-        _append_durably(config.out / RECORDS_FILE, lines)
-        stats.written += len(lines)
-    client.xack(config.stream_key, config.group, *[entry_id for entry_id, _ in entries])
+        _append_durably(config.out / feed.file, lines)
+        setattr(stats, feed.counter, getattr(stats, feed.counter) + len(lines))
+    client.xack(feed.stream(config), config.group, *[entry_id for entry_id, _ in entries])
 
 
 def _feedback(client: redis.Redis, config: ExportConfig, request_id: str, page: int) -> dict | None:
