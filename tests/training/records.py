@@ -62,3 +62,30 @@ def write_snapshot(folder: Path, lines: list[tuple[FailureRecord, dict | None]])
             }
             f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return folder
+
+
+def write_kept_pages(folder: Path, request_ids: list[str], output: str = CLEAN) -> Path:
+    """Kept clean pages (``pages.jsonl``) as ``export`` writes them, one image each."""
+    from app.failure_record import PageSample
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    with (folder / "pages.jsonl").open("a", encoding="utf-8") as f:
+        for n, request_id in enumerate(request_ids):
+            image = f"images/kept-{request_id}.png"
+            (folder / image).write_bytes(page_png(100 + n))
+            sample = PageSample(
+                request_id,
+                1,
+                "ocrguard-tiny",
+                "test",
+                OCR_INSTRUCTION,
+                None,
+                True,
+                f"kept-{request_id}",
+                output,
+            )
+            f.write(
+                json.dumps({"stream_id": f"{n}-1", "sample": sample.__dict__, "image": image})
+                + "\n"
+            )
+    return folder

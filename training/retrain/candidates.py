@@ -1,10 +1,14 @@
-"""Candidates: sample N transcriptions per page that has no trusted chosen, labelled by the guard.
+"""Candidates: sample N transcriptions of each page, labelled by the guard.
 
     python -m training candidates --snapshot data/failures --model models/ocrguard-tiny --n 4
 
-Appends to ``{snapshot}/candidates.jsonl`` one line per sample with its temperature and
-seed (so a sample can be regenerated) and the guard's verdict; ``pairs`` lets a judge pick
-the best clean one. Pages that already have candidates are skipped.
+Every caught page is sampled (its degenerate samples are rejected texts too, and a clean one
+may be its chosen), and so are kept clean pages, up to ``--max-clean-pages`` of them: a page
+the model wrote cleanly greedily may loop when sampled, and that loop is a pair as well (the
+published construction samples several candidates per training page). Appends to
+``{snapshot}/candidates.jsonl`` one line per sample with its temperature, seed and index
+in the page's batch (so it can be regenerated) and the guard's verdict. Pages that already
+have candidates are skipped.
 """
 
 from __future__ import annotations
@@ -12,17 +16,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.failure_record import FailureRecord
 from app.guard import DEFAULT_CONFIG
 from app.labeler import label_ids
 
 from ..model.loading import load_model, load_processor
 from ..progress import Progress
-from .export import read_snapshot
-from .pairs import CANDIDATES_FILE, PairRules, needs_candidates, page_key, read_candidates
+from .cases import CANDIDATES_FILE, PageCase, gather, read_candidates
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,9 @@ class CandidateConfig:
     temperature: float = field(default=0.7, metadata={"help": "sampling temperature"})
     seed: int = field(default=0, metadata={"help": "sample i of a page uses seed + i"})
     max_new_tokens: int = field(default=512, metadata={"help": "token limit per sample"})
+    max_clean_pages: int = field(
+        default=500, metadata={"help": "kept clean pages sampled at most (a seeded draw)"}
+    )
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
     def __post_init__(self) -> None:
@@ -46,6 +52,14 @@ class CandidateConfig:
 def main(config: CandidateConfig) -> int:
     print(f"wrote {sample_candidates(config)} candidates")
     return 0
+
+
+def pages_to_sample(cases: list[PageCase], max_clean: int, seed: int) -> list[PageCase]:
+    """Every caught page with an image, then a seeded draw of ``max_clean`` clean ones."""
+    caught = [c for c in cases if c.caught and c.image]
+    clean = [c for c in cases if not c.caught and c.image and c.returned_clean]
+    random.Random(seed).shuffle(clean)
+    return caught + clean[:max_clean]
 
 
 def sample_candidates(config: CandidateConfig) -> int:
@@ -60,45 +74,40 @@ def sample_candidates(config: CandidateConfig) -> int:
     model = load_model(config.model).eval()
     tokenizer = processor.tokenizer
     eos = model.generation_config.eos_token_id
+    pages = [
+        c
+        for c in pages_to_sample(gather(config.snapshot), config.max_clean_pages, config.seed)
+        if c.key not in done
+    ]
     written = 0
-    rules = PairRules()
-    lines = read_snapshot(config.snapshot)
-    progress = Progress("candidates", total=len(lines), unit="record")
-    for line in lines:
-        progress.update()
-        key = page_key(line["record"])
-        if key in done or not needs_candidates(line, rules):
-            continue
-        done.add(key)
-        image = Image.open(io.BytesIO((config.snapshot / line["image"]).read_bytes())).convert(
-            "RGB"
-        )
-        prompt = processor.apply_chat_template(
-            FailureRecord(**line["record"]).page_prompt.messages(), add_generation_prompt=True
-        )
-        inputs = processor(text=[prompt], images=[image], return_tensors="pt")
-        with out.open("a", encoding="utf-8") as f:
-            for i in range(config.n):
-                seed = config.seed + i
-                torch.manual_seed(seed)
-                with torch.inference_mode():
-                    generated = model.generate(
-                        **inputs,
-                        do_sample=True,
-                        temperature=config.temperature,
-                        max_new_tokens=config.max_new_tokens,
-                    )
-                label = label_ids(
-                    tokenizer,
-                    generated[0, inputs["input_ids"].shape[1] :].tolist(),
-                    eos=eos,
-                    max_tokens=config.max_new_tokens,
+    with out.open("a", encoding="utf-8") as f, Progress("candidates", len(pages), "page") as bar:
+        for case in pages:
+            image = Image.open(io.BytesIO((config.snapshot / case.image).read_bytes())).convert(
+                "RGB"
+            )
+            prompt = processor.apply_chat_template(
+                case.prompt.messages(), add_generation_prompt=True
+            )
+            inputs = processor(text=[prompt], images=[image], return_tensors="pt")
+            torch.manual_seed(config.seed)  # one seed per page: the batch is reproducible
+            with torch.inference_mode():
+                generated = model.generate(
+                    **inputs,
+                    do_sample=True,
+                    temperature=config.temperature,
+                    top_k=0,
+                    top_p=1.0,
+                    num_return_sequences=config.n,
+                    max_new_tokens=config.max_new_tokens,
                 )
+            for index, row in enumerate(generated[:, inputs["input_ids"].shape[1] :].tolist()):
+                label = label_ids(tokenizer, row, eos=eos, max_tokens=config.max_new_tokens)
                 item = {
-                    "page_key": key,
+                    "page_key": case.key,
                     "model": config.model,
                     "temperature": config.temperature,
-                    "seed": seed,
+                    "seed": config.seed,
+                    "index": index,
                     "text": tokenizer.decode(label.token_ids, skip_special_tokens=True),
                     "tokens": len(label.token_ids),
                     "verdict": label.verdict.as_dict() if label.verdict else None,
@@ -108,6 +117,7 @@ def sample_candidates(config: CandidateConfig) -> int:
                 }
                 f.write(json.dumps(item, ensure_ascii=False) + "\n")
                 written += 1
-    progress.close(written=written)
+            f.flush()
+            bar.update()
     logger.info("wrote %d candidates to %s", written, out)
     return written

@@ -53,6 +53,13 @@ class DpoArgs:
     batch_size: int = field(default=1, metadata={"help": "pairs per device per step"})
     grad_accum: int = field(default=1, metadata={"help": "gradient accumulation steps"})
     max_length: int = field(default=0, metadata={"help": "truncate prompt+answer (0: never)"})
+    sft_weight: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of an NLL term on the chosen side (RPO: TRL's loss_type "
+            "['sigmoid', 'sft']; 0: DPO alone)"
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (GPU)"})
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "trade compute for memory"}
@@ -114,6 +121,7 @@ def build_trainer(args: DpoArgs, output_dir: Path):
         per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=args.grad_accum,
         max_length=args.max_length or None,
+        **_loss(args.sft_weight),
         bf16=args.bf16,
         gradient_checkpointing=args.gradient_checkpointing,
         seed=args.seed,
@@ -130,6 +138,12 @@ def build_trainer(args: DpoArgs, output_dir: Path):
         processing_class=processor,
         peft_config=peft_config,
     )
+
+
+def _loss(sft_weight: float) -> dict[str, Any]:
+    if sft_weight <= 0:
+        return {}
+    return {"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, sft_weight]}
 
 
 def save_version(trainer, args: DpoArgs, folder: Path, eval_results: dict | None = None) -> Path:
@@ -169,10 +183,17 @@ def lineage(args: DpoArgs, log_history: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def write_card(folder: Path, info: dict[str, Any], eval_results: dict | None = None) -> None:
+def write_card(
+    folder: Path,
+    info: dict[str, Any],
+    eval_results: dict | None = None,
+    comparison: dict | None = None,
+) -> None:
     """``lineage.json`` plus a README.md model card rendered from it."""
     if eval_results is not None:
         info = {**info, "eval": eval_results}
+    if comparison is not None:
+        info = {**info, "comparison": comparison}
     (folder / LINEAGE_FILE).write_text(json.dumps(info, indent=2, ensure_ascii=False))
     data = info["dataset"]
     losses = [e["loss"] for e in info["train_log"] if "loss" in e]
@@ -207,17 +228,44 @@ ocrguard loop guard (rejected) against corrections, clean recoveries or judged c
 
 ## Evaluation
 
-```json
-{json.dumps(info.get("eval"), indent=2, ensure_ascii=False) if info.get("eval") else "not run"}
-```
+{_evaluation_text(info)}
 """
     (folder / "README.md").write_text(card, encoding="utf-8")
 
 
-def add_eval(folder: Path, eval_results: dict) -> None:
-    """Record an evaluation on an existing version's card."""
+def _evaluation_text(info: dict[str, Any]) -> str:
+    """The side-by-side tables and the release verdict, as markdown."""
+    if not info.get("eval"):
+        return "not run"
+    from ..evaluation.heldout import render_tables
+
+    text = render_tables(info["eval"], batch_size=0, device="cpu")
+    comparison = info.get("comparison")
+    if comparison:
+        verdict = (
+            "better: released"
+            if comparison["better"]
+            else "not released: " + "; ".join(comparison["reasons"])
+        )
+        rows = [
+            f"| {d} | {v['serving']:.1%} | {v['candidate']:.1%} | "
+            + (f"{v['reduction']:.1%}" if v["reduction"] is not None else "n/a")
+            + " |"
+            for d, v in comparison["degeneration"].items()
+        ]
+        text += (
+            "\n\nProne degeneration, serving model against this one:\n\n"
+            "| decoding | serving | this | relative reduction |\n|---|---|---|---|\n"
+            + "\n".join(rows)
+            + f"\n\nStandard kinds' CER change: {comparison['cer_change']}\n\n**{verdict}**"
+        )
+    return text
+
+
+def add_eval(folder: Path, eval_results: dict, comparison: dict | None = None) -> None:
+    """Record an evaluation (and its verdict against the serving model) on a version's card."""
     info = json.loads((folder / LINEAGE_FILE).read_text())
-    write_card(folder, info, eval_results)
+    write_card(folder, info, eval_results, comparison)
 
 
 def main(args: DpoArgs) -> int:

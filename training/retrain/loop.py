@@ -1,11 +1,16 @@
-"""Retrain: export -> (candidates) -> pairs -> dpo -> eval, one command from Redis to a new version.
+"""Retrain: one round of the closed loop, from Redis to a new model version only if it is better.
 
-    python -m training retrain --redis-url redis://127.0.0.1:6379/0 --model models/ocrguard-tiny \\
-        --work data/retrain --out models --lora --max-steps 200 --eval-per-kind 50
+    ocrguard-train retrain --redis-url redis://127.0.0.1:6379/0 --model models/ocrguard-tiny \
+        --work data/retrain --out models --config training/recipes/dpo/ocrguard-tiny.yaml
 
-Each stage writes to ``--work`` (``failures/``, ``pairs/``) so a failed run can be resumed
-stage by stage with the single commands. The export accumulates: the snapshot keeps every
-failure exported so far and the pairs are rebuilt from all of it.
+Stages: export (the failure, correction and kept-page streams through consumer groups) ->
+candidates (N samples per page, labelled by the guard) -> pairs -> DPO (a candidate version
+under ``--work``) -> the serving and the candidate model side by side on the same held-out
+pages (the degeneration-prone traffic greedily and sampled, the standard kinds greedily) ->
+the release rule (training/evaluation/compare.py): only a better candidate is written to
+``--out``. Each stage leaves its files under ``--work`` (``failures/``, ``pairs/``,
+``versions/``), and the export accumulates, so a second round (on the new model, with the
+traffic it served since) works the same way.
 """
 
 from __future__ import annotations
@@ -13,34 +18,38 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from ..evaluation.compare import ReleaseRule, compare
+from ..model.release import save_bf16
+from .choice import PairRules
 from .export import ExportConfig, export
 from .judges import JudgeName, make_judge
-from .pairs import PairRules, build_pairs, report
+from .pairs import build_pairs, report
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class RetrainConfig:
-    model: str = field(default="models/ocrguard-tiny", metadata={"help": "base model folder"})
+    model: str = field(default="models/ocrguard-tiny", metadata={"help": "the serving model"})
     work: Path = field(
-        default=Path("data/retrain"), metadata={"help": "snapshot and pairs go here"}
+        default=Path("data/retrain"), metadata={"help": "snapshot, pairs, candidate versions"}
     )
-    out: Path = field(default=Path("models"), metadata={"help": "new versions go under it"})
+    out: Path = field(default=Path("models"), metadata={"help": "better versions go under it"})
     redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"help": "Redis to read"})
     stream_key: str = field(default="ocrguard:failures", metadata={"help": "the failure stream"})
-    key_prefix: str = field(default="ocrguard:", metadata={"help": "prefix of image/feedback keys"})
+    key_prefix: str = field(default="ocrguard:", metadata={"help": "prefix of the other keys"})
     group: str = field(default="training", metadata={"help": "consumer group"})
     min_idle_ms: int = field(default=600_000, metadata={"help": "claim entries idle this long"})
-    candidates: int = field(
-        default=0, metadata={"help": "samples per page lacking a chosen (0: none)"}
-    )
+    candidates: int = field(default=4, metadata={"help": "samples per page (0: none)"})
+    candidate_temperature: float = field(default=1.0, metadata={"help": "their temperature"})
+    max_clean_pages: int = field(default=500, metadata={"help": "kept clean pages sampled at most"})
     judge: str = field(default="structural", metadata={"help": "reference | llm | structural"})
     llm_url: str = field(
         default="http://127.0.0.1:8000/v1", metadata={"help": "llm judge endpoint"}
@@ -54,28 +63,46 @@ class RetrainConfig:
     learning_rate: float = field(default=5e-6, metadata={"help": "peak learning rate"})
     epochs: float = field(default=1.0, metadata={"help": "passes over the pairs"})
     max_steps: int = field(default=-1, metadata={"help": "stop after this many steps (-1: epochs)"})
+    batch_size: int = field(default=4, metadata={"help": "pairs per step"})
+    sft_weight: float = field(
+        default=0.0, metadata={"help": "weight of an NLL term on the chosen side (RPO; 0: off)"}
+    )
     eval_per_kind: int = field(
-        default=50, metadata={"help": "held-out pages per kind (0: no eval)"}
+        default=50, metadata={"help": "standard held-out pages per kind (0: no eval)"}
     )
     eval_kinds: str = field(
-        default="line,block,table,receipt,form", metadata={"help": "page kinds"}
+        default="chars,line,block,table,receipt,form", metadata={"help": "standard kinds"}
+    )
+    eval_prone: int = field(
+        default=40, metadata={"help": "held-out prone pages per prone kind (greedy and T=0.7)"}
+    )
+    min_reduction: float = field(
+        default=0.0, metadata={"help": "relative prone degeneration cut the candidate must beat"}
+    )
+    max_cer_increase: float = field(
+        default=0.005, metadata={"help": "most a standard kind's CER may rise"}
     )
     max_new_tokens: int = field(default=256, metadata={"help": "evaluation token limit"})
+    eval_batch_size: int = field(default=20, metadata={"help": "pages decoded together"})
     threads: int = field(default=2, metadata={"help": "torch CPU threads"})
 
 
 def main(config: RetrainConfig) -> int:
     result = retrain(config)
-    print(f"new model version: {result['model']}")
+    print(
+        json.dumps(
+            {k: result.get(k) for k in ("pairs", "comparison", "model", "released")},
+            indent=2,
+            default=str,
+        )
+    )
     return 0
 
 
 def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[str, Any]:
-    """Run every stage; return what each produced (the new version is ``result['model']``)."""
-    from .dpo import DpoArgs, add_eval
-    from .dpo import run as train
-
-    snapshot, pairs = Path(config.work) / "failures", Path(config.work) / "pairs"
+    """Run every stage; return what each produced (``released``: the new version, or None)."""
+    work = Path(config.work)
+    snapshot, pairs = work / "failures", work / "pairs"
     client = client or redis.Redis.from_url(config.redis_url)
     exported = export(
         client,
@@ -88,13 +115,36 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
             min_idle_ms=config.min_idle_ms,
         ),
     )
-    result: dict[str, Any] = {"export": exported.__dict__}
+    result: dict[str, Any] = {"export": asdict(exported), "model": None, "released": None}
     if config.candidates > 0:
         from .candidates import CandidateConfig, sample_candidates
 
         result["candidates"] = sample_candidates(
-            CandidateConfig(snapshot, config.model, n=config.candidates, threads=config.threads)
+            CandidateConfig(
+                snapshot,
+                config.model,
+                n=config.candidates,
+                temperature=config.candidate_temperature,
+                max_new_tokens=config.max_new_tokens,
+                max_clean_pages=config.max_clean_pages,
+                threads=config.threads,
+            )
         )
+    stats = build_pairs(snapshot, pairs, _rules(config))
+    print(report(stats))
+    result["pairs"] = stats.as_dict()
+    if stats.rows < config.min_pairs:
+        logger.warning("only %d pairs (< %d): no training", stats.rows, config.min_pairs)
+        return result
+    folder = _train(config, pairs, work / "versions")
+    result["model"] = str(folder)
+    if config.eval_per_kind > 0:
+        result.update(_evaluate(config, folder))
+    (folder / "retrain.json").write_text(json.dumps(result, indent=2, default=str))
+    return result
+
+
+def _rules(config: RetrainConfig) -> PairRules:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(config.model, local_files_only=True)
@@ -106,37 +156,64 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
         llm_model=config.llm_model,
         llm_api_key=os.environ.get("OPENAI_API_KEY"),
     )
-    stats = build_pairs(snapshot, pairs, PairRules(judge, tokenizer=tokenizer))
-    print(report(stats))
-    result["pairs"] = stats.as_dict()
-    if stats.rows < config.min_pairs:
-        logger.warning("only %d pairs (< %d): no training", stats.rows, config.min_pairs)
-        result["model"] = None
-        return result
+    return PairRules(judge, tokenizer=tokenizer)
+
+
+def _train(config: RetrainConfig, pairs: Path, versions: Path) -> Path:
+    from .dpo import DpoArgs
+    from .dpo import run as train
+
     args = DpoArgs(
         model=config.model,
         pairs=pairs,
-        out=config.out,
+        out=versions,
         lora=config.lora,
         beta=config.beta,
         learning_rate=config.learning_rate,
         epochs=config.epochs,
         max_steps=config.max_steps,
+        batch_size=config.batch_size,
+        sft_weight=config.sft_weight,
         threads=config.threads,
     )
-    folder = train(args)
-    result["model"] = str(folder)
-    if config.eval_per_kind > 0:
-        from ..evaluation.heldout import evaluate_models
+    return train(args)
 
-        evaluation = evaluate_models(
-            [config.model, str(folder)],
-            tuple(config.eval_kinds.split(",")),
-            config.eval_per_kind,
-            config.max_new_tokens,
-            config.threads,
-        )
-        add_eval(folder, evaluation)
-        result["eval"] = evaluation
-    (folder / "retrain.json").write_text(json.dumps(result, indent=2, default=str))
-    return result
+
+def _evaluate(config: RetrainConfig, folder: Path) -> dict[str, Any]:
+    """The candidate against the serving model, and the release when it is better."""
+    from ..evaluation.heldout import evaluate_models
+    from .dpo import add_eval
+
+    evaluation = evaluate_models(
+        [config.model, str(folder)],
+        tuple(config.eval_kinds.split(",")),
+        config.eval_per_kind,
+        config.max_new_tokens,
+        config.threads,
+        config.eval_batch_size,
+        prone_per_kind=config.eval_prone,
+    )
+    rule = ReleaseRule(config.min_reduction, config.max_cer_increase)
+    comparison = compare(evaluation, config.model, str(folder), rule)
+    add_eval(folder, evaluation, comparison.as_dict())
+    released = None
+    if comparison.better:
+        released = Path(config.out) / folder.name
+        _release(folder, released)
+        logger.info("better than %s: released %s", config.model, released)
+    else:
+        logger.warning("not released: %s", "; ".join(comparison.reasons))
+    return {
+        "eval": evaluation,
+        "comparison": comparison.as_dict(),
+        "released": str(released) if released else None,
+    }
+
+
+def _release(folder: Path, target: Path) -> None:
+    """The candidate's inference files into ``target``, weights in bfloat16."""
+    target.mkdir(parents=True, exist_ok=True)
+    for item in folder.iterdir():
+        if item.is_file() and item.name != "model.safetensors":
+            shutil.copy2(item, target / item.name)  # the LoRA adapter folder stays behind
+    save_bf16(folder / "model.safetensors", target / "model.safetensors")

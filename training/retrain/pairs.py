@@ -1,13 +1,12 @@
-"""Pairs: failure snapshot -> DPO rows {images, prompt, chosen, rejected} for TRL.
+"""Pairs: a snapshot -> DPO rows {images, prompt, chosen, rejected} for TRL.
 
     python -m training pairs --snapshot data/failures --out data/pairs --judge structural
 
-Rejected is the degenerate output. Chosen, in order of trust: the human correction sent to
-the feedback endpoint; the recovered output, when it parses as the schema and does not trip
-the guard; the best sampled candidate (``python -m training candidates``) by a judge. The
-rows are written without ``datasets`` (``pairs.jsonl`` + ``images/``); ``load_pairs`` makes
-the ``datasets.Dataset`` that ``trl.DPOTrainer`` takes with the processor as
-``processing_class``.
+One row per degenerate text of a page (choice.py says which chosen, which rejected): the
+live degenerate outputs of caught pages and the degenerate candidates sampled on caught and
+on kept clean pages. The rows are written without ``datasets`` (``pairs.jsonl`` +
+``images/``); ``load_pairs`` makes the ``datasets.Dataset`` that ``trl.DPOTrainer`` takes
+with the processor as ``processing_class``.
 """
 
 from __future__ import annotations
@@ -20,20 +19,19 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, get_args
 
-from app.failure_record import FailureRecord
 from app.labeler import CHARACTERS, Tokenizer
-from app.prompt import OUTPUT_FIELDS, PageFields, parse_output
 
-from .export import IMAGES_DIR, RECORDS_FILE, read_snapshot
-from .judges import Judge, JudgeName, degenerate, make_judge
+from .cases import gather
+from .choice import PairRules, choose_for, rejected_of
+from .export import IMAGES_DIR, RECORDS_FILE
+from .judges import JudgeName, make_judge
 
 logger = logging.getLogger(__name__)
 
 PAIRS_FILE = "pairs.jsonl"
 MANIFEST_FILE = "manifest.json"
-CANDIDATES_FILE = "candidates.jsonl"
 
 
 @dataclass
@@ -87,136 +85,6 @@ def main(config: PairsConfig) -> int:
     return 0
 
 
-Source = Literal["feedback", "recovered", "candidate"]
-DropReason = Literal[
-    "no_image",  # the page image expired before export: nothing to condition on
-    "no_chosen",  # no correction, no clean recovery, no candidates
-    "chosen_equals_rejected",  # the only chosen on offer is the degenerate output itself
-    "chosen_degenerate",  # the chosen on offer trips the guard
-    "chosen_not_schema",  # the chosen on offer is not the JSON schema
-    "judge_abstained",  # candidates exist but the judge scored none of them
-    "judge_below_min",  # the best candidate scored under the minimum
-]
-
-
-@dataclass(frozen=True)
-class Choice:
-    """What ``choose`` decided for one record: a chosen text, or why there is none."""
-
-    chosen: str | None
-    source: Source | None = None
-    score: float | None = None
-    reason: DropReason | None = None
-
-
-@dataclass
-class PairRules:
-    """How a chosen is picked and checked."""
-
-    judge: Judge | None = None
-    """Scores candidates; without one, candidates are not used."""
-    min_score: float = 0.5
-    """A candidate needs at least this score to be chosen."""
-    tokenizer: Tokenizer = CHARACTERS
-    """What the guard reads a chosen text with (the model's tokenizer when known)."""
-    trust_feedback: bool = True
-    """Human corrections skip the guard and schema checks: a person who typed a table with
-    repeated rows meant it, and the guard is the heuristic here."""
-
-
-def feedback_json(feedback: dict[str, Any] | None, page: int) -> str | None:
-    """The correction for ``page`` as the schema's JSON, or None if there is none for it."""
-    if not feedback or int(feedback.get("page", 1)) != page:
-        return None
-    if all(feedback.get(f) is None for f in OUTPUT_FIELDS):
-        return None
-    return PageFields(**{f: feedback.get(f) or "" for f in OUTPUT_FIELDS}).to_json()
-
-
-def choose(
-    record: FailureRecord,
-    feedback: dict[str, Any] | None,
-    candidates: list[dict[str, Any]],
-    rules: PairRules,
-    reference: str | None = None,
-    image_png: bytes | None = None,
-) -> Choice:
-    """The chosen side of the pair whose rejected side is ``record.output``."""
-    rejected = record.output.strip()
-    failures: list[DropReason] = []
-    corrected = feedback_json(feedback, record.page)
-    if corrected is not None:
-        problem = _problem(corrected, rejected, rules, trusted=rules.trust_feedback)
-        if problem is None:
-            return Choice(corrected, "feedback", 1.0)
-        failures.append(problem)
-    if record.recovered and record.final_output.strip():
-        problem = _problem(record.final_output, rejected, rules)
-        if problem is None:
-            return Choice(record.final_output, "recovered", 1.0)
-        failures.append(problem)
-    usable = []
-    for candidate in candidates:
-        text = candidate["text"]
-        problem = "chosen_degenerate" if candidate.get("degenerate") else None
-        problem = problem or _problem(text, rejected, rules)
-        if problem is None:
-            usable.append(text)
-        else:
-            failures.append(problem)
-    if usable and rules.judge is not None:
-        scored = [
-            (s, text)
-            for text in usable
-            if (s := rules.judge.score(text, reference=reference, image_png=image_png)) is not None
-        ]
-        if not scored:
-            return Choice(None, reason="judge_abstained")
-        score, best = max(scored, key=lambda item: item[0])
-        if score >= rules.min_score:
-            return Choice(best, "candidate", score)
-        return Choice(None, reason="judge_below_min")
-    if usable:
-        return Choice(None, reason="no_chosen")
-    return Choice(None, reason=failures[0] if failures else "no_chosen")
-
-
-def _problem(
-    text: str, rejected: str, rules: PairRules, trusted: bool = False
-) -> DropReason | None:
-    if text.strip() == rejected:
-        return "chosen_equals_rejected"
-    if trusted:
-        return None
-    if parse_output(text) is None:
-        return "chosen_not_schema"
-    if degenerate(text, rules.tokenizer) is not None:
-        return "chosen_degenerate"
-    return None
-
-
-def needs_candidates(line: dict[str, Any], rules: PairRules) -> bool:
-    """Whether a snapshot line lacks a trusted chosen (correction or clean recovery)."""
-    record = FailureRecord(**line["record"])
-    choice = choose(record, line.get("feedback"), [], PairRules(None, tokenizer=rules.tokenizer))
-    return choice.chosen is None and line.get("image") is not None
-
-
-def page_key(record: dict[str, Any]) -> str:
-    """Candidates are per page: every attempt of a page shares them."""
-    return f"{record['request_id']}#{record['page']}"
-
-
-def read_candidates(path: Path) -> dict[str, list[dict[str, Any]]]:
-    by_page: dict[str, list[dict[str, Any]]] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                item = json.loads(line)
-                by_page.setdefault(item["page_key"], []).append(item)
-    return by_page
-
-
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with Path(path).open("rb") as f:
@@ -227,16 +95,21 @@ def sha256_file(path: Path) -> str:
 
 @dataclass
 class PairStats:
-    records: int = 0
+    pages: int = 0
     rows: int = 0
     by_source: Counter = field(default_factory=Counter)
+    """Rows by where their chosen came from."""
+    by_rejected: Counter = field(default_factory=Counter)
+    """Rows by where their rejected came from (live, candidate)."""
     dropped: Counter = field(default_factory=Counter)
+    """Pages without pairs, by reason."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "records": self.records,
+            "pages": self.pages,
             "rows": self.rows,
             "by_source": dict(self.by_source),
+            "by_rejected": dict(self.by_rejected),
             "dropped": dict(self.dropped),
         }
 
@@ -247,57 +120,52 @@ def build_pairs(
     """Write ``out/pairs.jsonl``, ``out/images/`` and ``out/manifest.json``; return counts."""
     snapshot, out = Path(snapshot), Path(out)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
-    by_page = read_candidates(candidates or snapshot / CANDIDATES_FILE)
     stats = PairStats()
     rows = []
-    for line in read_snapshot(snapshot):
-        stats.records += 1
-        record = FailureRecord(**line["record"])
-        if line.get("image") is None:
+    for case in gather(snapshot, candidates):
+        stats.pages += 1
+        if case.image is None:
             stats.dropped["no_image"] += 1
             continue
-        image_path = snapshot / line["image"]
-        choice = choose(
-            record,
-            line.get("feedback"),
-            by_page.get(page_key(line["record"]), []),
-            rules,
-            reference=line.get("reference"),
-            image_png=image_path.read_bytes() if rules.judge is not None else None,
-        )
+        rejected = rejected_of(case)
+        if not rejected:
+            stats.dropped["no_rejected"] += 1
+            continue
+        image_path = snapshot / case.image
+        image_png = image_path.read_bytes() if rules.judge is not None else None
+        choice = choose_for(case, rules, image_png=image_png)
         if choice.chosen is None:
             stats.dropped[choice.reason or "no_chosen"] += 1
             continue
-        _link(image_path, out / line["image"])
-        stats.by_source[choice.source] += 1
-        rows.append(
-            {
-                "images": [line["image"]],
-                "prompt": record.page_prompt.messages(),
-                "chosen": [{"role": "assistant", "content": choice.chosen}],
-                "rejected": [{"role": "assistant", "content": record.output}],
-                "meta": {
-                    "request_id": record.request_id,
-                    "page": record.page,
-                    "attempt": record.attempt,
-                    "source": choice.source,
-                    "score": choice.score,
-                    "model_id": record.model_id,
-                    "prompt_version": record.prompt_version,
-                    "guard_version": record.guard_version,
-                    "verdict": record.verdict.get("kind"),
-                },
-            }
-        )
+        _link(image_path, out / case.image)
+        for item in rejected:
+            stats.by_source[choice.source] += 1
+            stats.by_rejected[item.origin] += 1
+            rows.append(
+                {
+                    "images": [case.image],
+                    "prompt": case.prompt.messages(),
+                    "chosen": [{"role": "assistant", "content": choice.chosen}],
+                    "rejected": [{"role": "assistant", "content": item.text}],
+                    "meta": {
+                        **case.meta,
+                        "source": choice.source,
+                        "score": choice.score,
+                        "rejected_from": item.origin,
+                        "verdict": item.kind,
+                    },
+                }
+            )
     stats.rows = len(rows)
     tmp = out / (PAIRS_FILE + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
     os.replace(tmp, out / PAIRS_FILE)
+    records = snapshot / RECORDS_FILE
     manifest = {
         "snapshot": str(snapshot),
-        "records_sha256": sha256_file(snapshot / RECORDS_FILE),
+        "records_sha256": sha256_file(records) if records.exists() else None,
         "pairs_sha256": sha256_file(out / PAIRS_FILE),
         "judge": getattr(rules.judge, "name", None),
         "min_score": rules.min_score,
@@ -309,9 +177,10 @@ def build_pairs(
 
 def report(stats: PairStats) -> str:
     """Counts and drop reasons, one per line, for the CLI."""
-    lines = [f"{stats.rows} pairs from {stats.records} records"]
+    lines = [f"{stats.rows} pairs from {stats.pages} pages"]
     lines += [f"  chosen from {source}: {n}" for source, n in sorted(stats.by_source.items())]
-    lines += [f"  dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]
+    lines += [f"  rejected from {origin}: {n}" for origin, n in sorted(stats.by_rejected.items())]
+    lines += [f"  pages dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]
     return "\n".join(lines)
 
 

@@ -4,16 +4,19 @@ moves, the version folder loads and carries its lineage; candidates and retrain 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+from app.failure_record import Correction
 from training.retrain.candidates import CandidateConfig, sample_candidates
+from training.retrain.choice import PairRules
 from training.retrain.dpo import DpoArgs, build_trainer, run, save_version
 from training.retrain.loop import RetrainConfig, retrain
-from training.retrain.pairs import PairRules, build_pairs, sha256_file
+from training.retrain.pairs import build_pairs, sha256_file
 
-from ..records import CLEAN, page_png, record, write_snapshot
+from ..records import CLEAN, page_png, record, write_kept_pages, write_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +90,8 @@ def test_run_creates_the_next_version(tmp_path, random_model, pairs):
 
 
 def test_candidates_are_sampled_labelled_and_reproducible(tmp_path, random_model):
+    """Every caught page is sampled (its attempts share the page), corrected or not, and kept
+    clean pages up to the limit; a second run samples nothing new."""
     snapshot = write_snapshot(
         tmp_path / "snapshot",
         [
@@ -95,12 +100,17 @@ def test_candidates_are_sampled_labelled_and_reproducible(tmp_path, random_model
             (record("b"), FEEDBACK),
         ],
     )
-    config = CandidateConfig(snapshot, str(random_model), n=2, max_new_tokens=8, threads=1)
-    assert sample_candidates(config) == 2  # page a once (both attempts share it); b has feedback
+    write_kept_pages(snapshot, ["c", "d", "e"])
+    config = CandidateConfig(
+        snapshot, str(random_model), n=2, max_new_tokens=8, max_clean_pages=1, threads=1
+    )
+    assert sample_candidates(config) == 6  # a, b and one of the three clean pages, 2 each
     lines = [json.loads(x) for x in (snapshot / "candidates.jsonl").read_text().splitlines()]
-    assert [(c["page_key"], c["seed"], c["temperature"]) for c in lines] == [
-        ("a#1", 0, 0.7),
-        ("a#1", 1, 0.7),
+    keys = [c["page_key"] for c in lines]
+    assert keys[:4] == ["a#1", "a#1", "b#1", "b#1"] and keys[4] in ("c#1", "d#1", "e#1")
+    assert [(c["seed"], c["index"], c["temperature"]) for c in lines[:2]] == [
+        (0, 0, 0.7),
+        (0, 1, 0.7),
     ]
     assert all(isinstance(c["degenerate"], bool) and c["tokens"] <= 8 for c in lines)
     assert sample_candidates(config) == 0  # already sampled
@@ -110,12 +120,15 @@ def test_candidates_are_sampled_labelled_and_reproducible(tmp_path, random_model
     sample_candidates(CandidateConfig(again, str(random_model), n=2, max_new_tokens=8, threads=1))
     assert [
         json.loads(x)["text"] for x in (again / "candidates.jsonl").read_text().splitlines()
-    ] == [c["text"] for c in lines]
+    ] == [c["text"] for c in lines[:2]]
 
 
-def test_retrain_from_redis_to_an_evaluated_version(
+def test_retrain_from_redis_to_an_evaluated_candidate(
     tmp_path, random_model, redis_client, key_prefix
 ):
+    """One round: the export reads the failure stream and a correction sent after an earlier
+    export, trains a candidate under --work, evaluates it against the serving model, and
+    writes nothing to --out unless it is better (a random model is not)."""
     stream = key_prefix + "failures"
     for n, (rid, extra) in enumerate(
         [("a", {}), ("b", {"recovered": True, "final_output": CLEAN})]
@@ -123,24 +136,34 @@ def test_retrain_from_redis_to_an_evaluated_version(
         rec = record(rid, image_sha256=f"img{n}", **extra)
         redis_client.set(f"{key_prefix}image:img{n}", page_png(n))
         redis_client.xadd(stream, rec.to_fields())
-    redis_client.hset(f"{key_prefix}feedback:a", str(FEEDBACK.get("page", 1)), json.dumps(FEEDBACK))
     config = RetrainConfig(
         model=str(random_model),
         work=tmp_path / "work",
         out=tmp_path / "models",
         stream_key=stream,
         key_prefix=key_prefix,
+        candidates=0,
         max_steps=2,
         eval_per_kind=1,
         eval_kinds="line",
+        eval_prone=1,
         max_new_tokens=4,
         threads=1,
     )
+    first = retrain(config, redis_client)
+    assert first["export"]["written"] == 2 and first["pairs"]["by_source"] == {"recovered": 1}
+    # the correction of page a arrives after that export: the next round still uses it
+    correction = Correction(
+        "a", 1, {"header": "", "margin": "", "footer": "", "text": "Nota fiscal"}
+    )
+    redis_client.xadd(f"{key_prefix}corrections", correction.to_fields())
     result = retrain(config, redis_client)
-    assert result["export"]["written"] == 2
+    assert result["export"]["corrections"] == 1 and result["export"]["written"] == 0
     assert result["pairs"]["by_source"] == {"feedback": 1, "recovered": 1}
-    folder = tmp_path / "models" / f"{random_model.name}-dpo-v1"
-    assert result["model"] == str(folder)
+    folder = Path(result["model"])
+    assert folder.parent == tmp_path / "work" / "versions"
     lineage = json.loads((folder / "lineage.json").read_text())
     assert set(lineage["eval"]["models"]) == {str(random_model), str(folder)}
-    assert "degeneration_rate" in (folder / "README.md").read_text()
+    assert "greedy" in lineage["comparison"]["degeneration"]
+    assert result["released"] is None and not (tmp_path / "models").exists()
+    assert "not released" in (folder / "README.md").read_text()

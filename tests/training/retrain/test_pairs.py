@@ -7,8 +7,9 @@ import json
 import pytest
 
 from app.prompt import ocr_messages
+from training.retrain.choice import PairRules, choose
 from training.retrain.judges import ReferenceJudge, StructuralJudge
-from training.retrain.pairs import PairRules, build_pairs, choose, load_pairs, read_pairs, report
+from training.retrain.pairs import build_pairs, load_pairs, read_pairs, report
 
 from ..records import CLEAN, LOOP, LOOPING_JSON, record, write_snapshot
 
@@ -194,8 +195,9 @@ def test_build_pairs_writes_trl_rows_and_counts_drops(tmp_path, random_model):
         "recovered": 1,
         "candidate": 1,
     }
+    assert dict(stats.by_rejected) == {"live": 3}
     assert dict(stats.dropped) == {"chosen_degenerate": 1}
-    assert "dropped (chosen_degenerate): 1" in report(stats)
+    assert "pages dropped (chosen_degenerate): 1" in report(stats)
     rows = read_pairs(out)
     assert rows[0]["prompt"] == ocr_messages(record("a").prompt)
     assert rows[2]["prompt"] == ocr_messages("Transcreva.")
