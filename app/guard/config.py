@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-UnitClass = Literal["content", "numeric", "structural"]
+UnitClass = Literal["content", "numeric", "structural", "record"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,7 @@ class GuardConfig:
     failure records so that offline labels and online trips stay comparable.
     """
 
-    version: str = "2026.11.5"
+    version: str = "2026.12.1"
     """Identifies this set of thresholds in metrics, failure records and evaluations."""
 
     max_period: int = 256
@@ -50,6 +50,11 @@ class GuardConfig:
     copy: a page-sized block pasted twice and starting over is a loop, and waiting a whole
     copy more costs hundreds of tokens. Legitimate duplicates (a second "via" of a receipt)
     stop after the second copy."""
+
+    record_min_copies: int = 8
+    """Fewest exact copies of a record unit (a table row, a receipt or invoice item) before a
+    trip: receipts list the same item several times (five identical two-line NFC-e item
+    blocks in a real one), tables repeat identical rows."""
 
     structural_max_chars: int = 200
     """Units without letters or digits (``----``, ``....``, ``<td></td>``) repeated within
@@ -89,6 +94,33 @@ class GuardConfig:
     reemission_min_chars: int = 12
     """Lines shorter than this (labels, list markers) are never judged as re-emitted."""
 
+    twice_min_chars: int = 30
+    """A span of prose written twice in a row (the second copy right after the first, both
+    whole) trips at its second copy once it is this long..."""
+
+    twice_min_words: int = 5
+    """...and has this many words: real pages do not print a sentence twice in a row, an
+    OCR model that re-emits its last sentence does."""
+
+    twice_slack_tokens: int = 4
+    """Tokens between the two copies (a paragraph break, emphasis marks) that do not break
+    their adjacency."""
+
+    echo_min_prefix_chars: int = 20
+    """A line that repeats the line before it with a part of its middle dropped (its start
+    and its end, ``echo_min_prefix_chars`` and ``echo_min_suffix_chars`` long at least)
+    is a re-emission at its second copy."""
+
+    echo_min_suffix_chars: int = 15
+
+    template_min_lines: int = 5
+    """Consecutive lines each nearly the previous one (the same start and end around a
+    changed word) trip at this many: a description looping with small variations."""
+
+    template_similarity: float = 0.75
+    """Share of the longer line that the common start and end of two lines cover for them
+    to count as variations of one template."""
+
     extra: dict[str, str] = field(default_factory=dict, compare=False)
     """Free-form notes carried along (e.g. who tuned the thresholds); not used by the
     detector."""
@@ -109,8 +141,9 @@ class GuardConfig:
 
     def copies_needed(self, period: int, unit: UnitClass) -> int:
         """Copies of a unit of ``period`` tokens needed for an exact-loop trip."""
-        lag = self.numeric_lag_tokens if unit == "numeric" else self.lag_tokens
-        return self.min_copies + lag // period
+        lag = self.numeric_lag_tokens if unit in ("numeric", "record") else self.lag_tokens
+        least = self.record_min_copies if unit == "record" else self.min_copies
+        return max(least, self.min_copies + lag // period)
 
     def fuzzy_copies_needed(self, period: int, numbers_only: bool = False) -> int:
         """Copies needed for a loop whose copies are not identical (``numbers_only``: they

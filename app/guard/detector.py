@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
 from .lines import LineTracker
 from .periods import EXACT, NUMBERS_ONLY, RUN, UNIT, PeriodTracker
-from .structure import classify_unit, fold_numbers
+from .structure import LIST_MARKER, classify_unit, fold_numbers, word_count
 from .verdict import LoopKind, Verdict
 
 # Token ids whose text is a number share this symbol in the fuzzy stream.
@@ -34,7 +34,9 @@ class LoopDetector:
         """Forget everything: the detector is as new."""
         cfg = self.config
         self.verdict: Verdict | None = None
-        self._tokens = PeriodTracker(cfg.max_period, cfg.fuzzy_max_miss_ratio, cfg.min_copies)
+        self._tokens = PeriodTracker(
+            cfg.max_period, cfg.fuzzy_max_miss_ratio, cfg.min_copies, cfg.twice_slack_tokens
+        )
         self._lines = LineTracker(cfg)
         self._pending_line = self._lines.current
         self._chunks: list[str] = []
@@ -86,12 +88,20 @@ class LoopDetector:
         i = len(self._ends) - 1
         for p, state in self._tokens.active.items():
             run = state[RUN]
+            exact = state[EXACT]
+            if (
+                p - cfg.twice_slack_tokens <= exact <= p
+                and exact >= 6
+                and not self._shorter_period_covers(p, exact)
+                and self._twice(p, exact, i)
+            ):
+                onset = i + 1 - exact - p
+                return Verdict(self._token_kind(p, i), p, onset, repeats=2, trip_at=i + 1)
             if run + p < cfg.min_copies * p:
                 continue
             unit = state[UNIT]
             if unit is None:
                 unit = state[UNIT] = classify_unit(self._text_between(i - p + 1, i + 1))
-            exact = state[EXACT]
             if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
                 return self._verdict(self._token_kind(p, i), p, exact, i)
             # Numbers and separators vary legitimately row after row (tables, indexes): only
@@ -108,6 +118,34 @@ class LoopDetector:
             ):
                 return self._verdict("fuzzy_loop", p, run, i)
         return None
+
+    def _shorter_period_covers(self, p: int, exact: int) -> bool:
+        """Whether a shorter period already explains the span (four copies of a short unit
+        are not two copies of a long one: the short unit's own threshold decides)."""
+        return any(q < p and state[RUN] >= exact for q, state in self._tokens.active.items())
+
+    def _twice(self, p: int, exact: int, i: int) -> bool:
+        """Whether the span just written again, whole and right after its first copy, is a
+        sentence or line of prose long enough that a page would not print it twice in a
+        row. Multi-line blocks written twice stay legitimate (two copies of a receipt, a
+        duplicated sheet), and so does an echo that begins inside a sentence."""
+        cfg = self.config
+        text = self._text_between(i - exact + 1, i + 1)
+        if "\n" in text.rstrip("\n") or len(text.strip()) < cfg.twice_min_chars:
+            return False
+        if word_count(text) < cfg.twice_min_words:
+            return False
+        letters = sum(1 for c in text if c.isalpha())
+        if letters * 2 < len(text) or classify_unit(text) != "content":
+            return False
+        first = i - exact - p + 1  # the first copy's first token
+        start = self._ends[first - 1] if first > 0 else 0
+        line_start = self._text.rfind("\n", 0, start) + 1
+        prefix = self._text[line_start:start].strip()
+        marker = LIST_MARKER.match(self._text[line_start : start + len(text)].lstrip())
+        if marker and marker.end() >= len(prefix):
+            return False  # "I - ...", "II - ...": an enumeration, the numbers view decides
+        return len(prefix) <= 4 or prefix[-1] in ".!?>)]。！？"
 
     def _numbers_only(self, state: list, p: int, i: int) -> bool:
         """Whether the latest copy of a fuzzy unit differs from the one before only in its

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import GuardConfig
+from .echoes import EchoTracker
 from .structure import classify_unit, has_letters, normalize_line, normalize_numbers
 from .verdict import Verdict
 
@@ -25,6 +26,7 @@ class LineTracker:
         self._exact = [0] * q
         self._fuzzy = [0] * q
         self._seen: dict[str, list[int]] = {}  # line -> [count, first line, first token]
+        self._echoes = EchoTracker(config)
 
     def extend(self, text: str) -> None:
         if text:
@@ -81,7 +83,7 @@ class LineTracker:
             verdict = self._check_blocks(hot, n, end)
             if verdict is not None:
                 return verdict
-        return self._check_reemission(norm, n, start, end)
+        return self._check_reemission(norm, n, start, end) or self._echoes.feed(norm, start, end)
 
     def _check_blocks(self, hot: list[int], n: int, end: int) -> Verdict | None:
         cfg = self.config

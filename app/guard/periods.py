@@ -32,6 +32,7 @@ class PeriodTracker:
     __slots__ = (
         "max_period",
         "min_copies",
+        "twice_slack",
         "miss_ratio_inverse",
         "norm",
         "raw",
@@ -42,8 +43,11 @@ class PeriodTracker:
         "_before2",
     )
 
-    def __init__(self, max_period: int, max_miss_ratio: float, min_copies: int) -> None:
+    def __init__(
+        self, max_period: int, max_miss_ratio: float, min_copies: int, twice_slack: int = 4
+    ) -> None:
         self.max_period = max_period
+        self.twice_slack = twice_slack
         self.min_copies = min_copies - 1  # a run of (min_copies - 1) * p is min_copies copies
         # a candidate dies when misses * inverse > run; 0 ratio means no misses allowed
         self.miss_ratio_inverse = 1.0 / max_miss_ratio if max_miss_ratio > 0 else float("inf")
@@ -57,8 +61,9 @@ class PeriodTracker:
         self._before2: list[int] = []
 
     def push(self, norm_symbol: int, raw_symbol: int) -> bool:
-        """Append a symbol; True when some candidate has reached ``min_copies`` copies."""
-        norm, raw, active = self.norm, self.raw, self.active
+        """Append a symbol; True when some candidate has reached ``min_copies`` copies, or
+        is about to complete its second copy exactly (within ``twice_slack`` symbols)."""
+        norm, raw, active, slack = self.norm, self.raw, self.active, self.twice_slack
         i = len(norm)
         norm.append(norm_symbol)
         raw.append(raw_symbol)
@@ -67,8 +72,8 @@ class PeriodTracker:
         for p, state in active.items():
             if norm[i - p] == norm_symbol:
                 state[RUN] += 1
-                state[EXACT] = state[EXACT] + 1 if raw[i - p] == raw_symbol else 0
-                if state[RUN] >= self.min_copies * p:
+                exact = state[EXACT] = state[EXACT] + 1 if raw[i - p] == raw_symbol else 0
+                if state[RUN] >= self.min_copies * p or (p - slack <= exact <= p and exact >= 6):
                     hot = True
             else:
                 state[MISSES] += 1

@@ -9,24 +9,75 @@ from .config import UnitClass
 # Markup carries no content of its own: an empty HTML cell is as much filler as "| |".
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|&nbsp;|&#?\w+;")
 _DIGITS = re.compile(r"\d+")
+# A receipt or invoice item: an amount of money and a quantity (Brazilian and English forms).
+_MONEY = re.compile(r"\d[.,]\d{2}(?!\d)")
+_QUANTITY = re.compile(
+    r"(?i)\b(?:qtde?|qtd|quant|qty|un|und|unid|kg|pc|pç|cx|lt|vl\.?\s*unit)\b|\d\s*[x×]\s*\d"
+)
+_CELL = re.compile(r"\||\t")
+# An enumeration's marker: I -, II -, a), 3., 4º ...
+LIST_MARKER = re.compile(r"^(?:[ivxlcdm]+|[a-z]|\d+)\s*[.)º°-][\s.)º°-]*", re.IGNORECASE)
 
 
 def classify_unit(text: str) -> UnitClass:
     """``structural`` (no letters or digits once markup is removed), ``numeric`` (digits
-    and separators only) or ``content``. Whole lines of one repeated mark (``::::``,
-    ``====``) count as content: a rule is drawn once or twice, never line after line."""
-    bare = _TAG.sub("", text)
-    if "\n" in bare:
-        lines = [line.strip() for line in bare.split("\n") if line.strip()]
-        if lines and all(len(line) >= 8 and len(set(line)) == 1 for line in lines):
-            return "content"
-    has_digit = False
-    for char in bare:
-        if char.isalpha():
-            return "content"
-        if char.isdigit():
-            has_digit = True
-    return "numeric" if has_digit else "structural"
+    and separators only), ``record`` (table rows, receipt items), or ``content``.
+
+    Whole lines of one repeated mark (``::::``, ``====``) count as content: a rule is drawn
+    once or twice, never line after line. Table cells repeated inside a row (``| M | M |``,
+    a flag or a short code per cell) count as structural: a row has as many cells as the
+    table has columns. Whole table rows and receipt or invoice items (an amount and a
+    quantity) count as records: a page lists the same item several times legitimately.
+    """
+    bare = _TAG.sub("", _aligned(text))
+    lines = [line.strip() for line in bare.split("\n") if line.strip()]
+    if "\n" in bare and lines and all(len(line) >= 8 and len(set(line)) == 1 for line in lines):
+        return "content"
+    letters = sum(1 for c in bare if c.isalpha())
+    if not letters:
+        return "numeric" if any(c.isdigit() for c in bare) else "structural"
+    if "\n" not in bare.strip("\n") and _CELL.search(bare) and letters <= 3:
+        return "structural"  # a cell or two of a row: its length in the line decides
+    if lines and (all(_is_row(line) for line in lines) or _is_item(bare)):
+        return "record"
+    return "content"
+
+
+def _aligned(unit: str) -> str:
+    """The unit rotated to start at a line start: a token period's copy can begin anywhere
+    (``9\\nVl. Total\\n4,9`` is a copy of ``Vl. Total\\n4,99\\n``)."""
+    cut = unit.find("\n")
+    if cut < 0 or cut == len(unit) - 1:
+        return unit
+    return unit[cut + 1 :] + unit[: cut + 1]
+
+
+def _is_row(line: str) -> bool:
+    """A table row: markdown (``| a | b |``), two tab-separated cells, or a JSON object."""
+    return (
+        line.count("|") >= 3
+        or (line.startswith("|") and line.endswith("|"))
+        or line.count("\t") >= 2
+        or (line.startswith("{") and '":' in line)
+    )
+
+
+def word_count(text: str) -> int:
+    """Words, counting two CJK characters as one (those scripts write no spaces)."""
+    cjk = sum(1 for c in text if "\u3040" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af")
+    return max(len(text.split()), cjk // 2)
+
+
+_SHORT_FIELD = 32  # characters: "Vl. Total" / "4,99", a receipt's label and amount lines
+
+
+def _is_item(text: str) -> bool:
+    """An item with its quantity and amount, or short label/amount lines around an amount."""
+    if not _MONEY.search(text):
+        return False
+    if _QUANTITY.search(text):
+        return True
+    return all(len(line.strip()) <= _SHORT_FIELD for line in text.split("\n"))
 
 
 def normalize_line(line: str) -> str:

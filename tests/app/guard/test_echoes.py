@@ -1,0 +1,53 @@
+"""Loops of two copies and of varying lines: caught without tripping on their legitimate
+look-alikes (two copies of a receipt, enumerations, refrains)."""
+
+from __future__ import annotations
+
+from .tokens import scan_text
+
+INTRO = "Relatório da reunião do conselho municipal.\n"
+SENTENCE = "O conselho aprovou por unanimidade o orçamento do próximo ano."
+
+
+def test_a_sentence_written_twice_in_a_row_trips_at_its_second_copy():
+    verdict = scan_text(INTRO + SENTENCE + " " + SENTENCE + " Fim")
+    assert verdict is not None and verdict.repeats == 2
+
+
+def test_a_short_phrase_twice_is_not_enough():
+    assert scan_text(INTRO + "Muito obrigado. Muito obrigado. Até logo.\n") is None
+
+
+def test_an_echo_inside_a_sentence_is_not_a_reemission():
+    echo = "E o coro responde: glória a Deus nas alturas e paz na terra\n"
+    assert scan_text(INTRO + echo + "glória a Deus nas alturas e paz na terra\nAmém.\n") is None
+
+
+def test_a_line_repeated_with_its_middle_dropped_trips():
+    line = "(1) This form of enquiry is approved by The Law Society, the Association of County Councils and is published by their authority."
+    shorter = "(1) This form of enquiry is approved by The Law Society, and is published by their authority."
+    verdict = scan_text(INTRO + line + "\n" + shorter + "\n")
+    assert verdict is not None and verdict.kind == "block_reemission"
+
+
+def test_lines_varying_one_template_trip_as_a_fuzzy_loop():
+    words = ["sizes", "shapes", "colors", "brands", "shades", "tones"]
+    text = "".join(f"The collage is made up of different {w} of bottles.\n" for w in words)
+    verdict = scan_text(INTRO + text)
+    assert verdict is not None and verdict.kind == "fuzzy_loop"
+
+
+def test_enumerations_of_the_same_clause_stay_legitimate():
+    # revoked articles print the same text under each number
+    items = "".join(
+        f"{r} - (revogado pela Lei nº 9.876, de 1999);\n"
+        for r in ("I", "II", "III", "IV", "V", "VI")
+    )
+    assert scan_text(INTRO + items) is None
+    articles = "".join(f"Art. {n}º (Revogado).\n" for n in range(10, 20))
+    assert scan_text(INTRO + articles) is None
+
+
+def test_two_copies_of_a_multi_line_document_stay_legitimate():
+    via = "CUPOM FISCAL\nCAFE EXPRESSO 1 UN 5,00\nTOTAL R$ 5,00\nObrigado pela preferência.\n"
+    assert scan_text(INTRO + via + via + "2ª via do consumidor\n") is None
