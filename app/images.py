@@ -12,6 +12,7 @@ from typing import Literal
 from PIL import Image, ImageOps
 
 from .errors import InvalidImage, InvalidRequest, UnsupportedMediaType
+from .page_lines import count_text_lines
 
 MediaType = Literal["image/png", "image/jpeg", "image/tiff", "image/webp", "application/pdf"]
 
@@ -34,6 +35,8 @@ class Page:
     """1-based page number (1 for a single image)."""
     image: Image.Image
     """RGB, EXIF-oriented, within the model's pixel budget."""
+    text_lines: int | None = None
+    """Text lines the image holds (app/page_lines.py): the guard's page evidence."""
 
     def png_bytes(self) -> bytes:
         buffer = io.BytesIO()
@@ -92,7 +95,8 @@ def load_pages(
         )
     if page_range and page_range.strip() not in ("1", "1-1"):
         raise InvalidRequest("pages: an image has only page 1")
-    return [Page(1, _decode_image(data, max_image_pixels, model_max_pixels))]
+    image = _decode_image(data, max_image_pixels, model_max_pixels)
+    return [Page(1, image, count_text_lines(image))]
 
 
 def _decode_image(data: bytes, max_pixels: int, budget: int) -> Image.Image:
@@ -162,7 +166,8 @@ def _pdf_pages(data, max_pixels, budget, max_pages, dpi, page_range) -> list[Pag
                 image = bitmap.to_pil()
             except pypdfium2.PdfiumError as exc:
                 raise InvalidImage(f"cannot render PDF page {number}: {exc}") from exc
-            pages.append(Page(number, _fit(_to_rgb(image), budget)))
+            fitted = _fit(_to_rgb(image), budget)
+            pages.append(Page(number, fitted, count_text_lines(fitted)))
         return pages
     finally:
         document.close()

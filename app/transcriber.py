@@ -98,7 +98,7 @@ class Transcriber:
         self, job: PageJob, result: AttemptResult, run: PageRun, policy: ModePolicy
     ) -> AsyncIterator[Event]:
         attempt = result.attempt
-        detector = LoopDetector(self.guard) if policy.watches else None
+        detector = LoopDetector(self.guard, job.page.text_lines) if policy.watches else None
         if detector is not None and attempt.prefix_token_ids:
             detector.feed(attempt.prefix_token_ids, self.engine.decode(attempt.prefix_token_ids))
         request = GenerationRequest(

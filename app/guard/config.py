@@ -121,6 +121,12 @@ class GuardConfig:
     """Share of the longer line that the common start and end of two lines cover for them
     to count as variations of one template."""
 
+    overflow_margin_lines: int = 3
+    """With the page's line count known: once the output has written more lines than the
+    page holds, plus this margin (or half the page's lines, whichever is more), a line that
+    repeats a line before it trips: the model is writing what the page does not hold. On a
+    page with no text line at all, any unit trips at ``min_copies``."""
+
     extra: dict[str, str] = field(default_factory=dict, compare=False)
     """Free-form notes carried along (e.g. who tuned the thresholds); not used by the
     detector."""

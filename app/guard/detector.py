@@ -26,8 +26,10 @@ class LoopDetector:
     (the same line coming back with other text in between).
     """
 
-    def __init__(self, config: GuardConfig = DEFAULT_CONFIG) -> None:
+    def __init__(self, config: GuardConfig = DEFAULT_CONFIG, page_lines: int | None = None) -> None:
+        """``page_lines``: text lines the page image holds (app/page_lines.py), when known."""
         self.config = config
+        self.page_lines = page_lines
         self.reset()
 
     def reset(self) -> None:
@@ -37,7 +39,7 @@ class LoopDetector:
         self._tokens = PeriodTracker(
             cfg.max_period, cfg.fuzzy_max_miss_ratio, cfg.min_copies, cfg.twice_slack_tokens
         )
-        self._lines = LineTracker(cfg)
+        self._lines = LineTracker(cfg, self.page_lines)
         self._pending_line = self._lines.current
         self._chunks: list[str] = []
         self._ends: list[int] = []  # per token: characters emitted up to and including it
@@ -45,6 +47,7 @@ class LoopDetector:
         self._text = ""  # lazily joined copy of _chunks, only when a unit must be read
         self._joined = 0
         self._numeric: dict[int, bool] = {}
+        self._escape = False  # the last delta ended inside a JSON escape (a lone backslash)
 
     @property
     def tokens_seen(self) -> int:
@@ -74,6 +77,8 @@ class LoopDetector:
                 if verdict is not None:
                     self.verdict = verdict
                     return verdict
+        if "\\" in text_delta or self._escape:
+            text_delta = self._unescape(text_delta)
         if "\n" in text_delta:
             verdict = self._lines.feed(text_delta, len(ends))
             if verdict is not None:
@@ -82,6 +87,19 @@ class LoopDetector:
         elif text_delta:
             self._pending_line.append(text_delta)  # LineTracker.extend, inlined: every token
         return None
+
+    def _unescape(self, text: str) -> str:
+        """JSON's ``\\n`` as a line break for the line views: the served model writes its page
+        as a JSON string, whose lines are escapes (the escape may span two tokens)."""
+        if self._escape:
+            self._escape = False
+            if text.startswith("n"):
+                text = "\n" + text[1:]
+        text = text.replace("\\\\", "\x00").replace("\\n", "\n")
+        if text.endswith("\\"):
+            self._escape = True
+            text = text[:-1]
+        return text.replace("\x00", "\\")
 
     def _check_tokens(self) -> Verdict | None:
         cfg = self.config
@@ -162,6 +180,10 @@ class LoopDetector:
         cfg = self.config
         if run + p < cfg.min_copies * p:
             return False
+        if self.page_lines == 0 and text_free(
+            self._text_between(len(self._ends) - p, len(self._ends))
+        ):
+            return True  # the page holds no text: whatever repeats is not on it
         if unit == "structural":
             i = len(self._ends) - 1
             text = self._text_between(i - p + 1, i + 1)
@@ -196,6 +218,12 @@ class LoopDetector:
             self._joined = len(self._chunks)
         begin = self._ends[start - 1] if start > 0 else 0
         return self._text[begin : self._ends[stop - 1]]
+
+
+def text_free(unit: str) -> bool:
+    """A unit that transcribes nothing a text-free page could hold: not whitespace alone
+    (JSON indentation) nor the schema's own keys."""
+    return bool(unit.strip()) and '":' not in unit
 
 
 def scan(

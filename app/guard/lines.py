@@ -14,8 +14,13 @@ class LineTracker:
     misses: blocks longer than ``max_period`` tokens, and copies that tokenize differently.
     It works once per line, in ``max_block_lines`` steps."""
 
-    def __init__(self, config: GuardConfig) -> None:
+    def __init__(self, config: GuardConfig, page_lines: int | None = None) -> None:
         self.config = config
+        self._overflow = (
+            None
+            if page_lines is None
+            else page_lines + max(config.overflow_margin_lines, page_lines // 2)
+        )
         self.current: list[str] = []  # text of the unfinished line; never rebound
         self._start = 0  # token index where the current line began
         self._lines: list[str] = []  # normalized non-blank lines
@@ -83,6 +88,10 @@ class LineTracker:
             verdict = self._check_blocks(hot, n, end)
             if verdict is not None:
                 return verdict
+        if self._overflow is not None and n + 1 > self._overflow:
+            verdict = self._check_overflow(n, end)
+            if verdict is not None:
+                return verdict
         return self._check_reemission(norm, n, start, end) or self._echoes.feed(norm, start, end)
 
     def _check_blocks(self, hot: list[int], n: int, end: int) -> Verdict | None:
@@ -118,6 +127,17 @@ class LineTracker:
                 span = run_fuzzy + q
                 if span >= cfg.fuzzy_copies_needed(period, numbers_only=True) * q:
                     return self._verdict("fuzzy_loop", period, n + 1 - span, span // q, end)
+        return None
+
+    def _check_overflow(self, n: int, end: int) -> Verdict | None:
+        """More lines than the page holds, and the last one repeats one before it (its
+        numbers folded): the shortest such block is the loop."""
+        for q in range(1, min(self.config.max_block_lines, n) + 1):
+            if self._fuzzy[q]:
+                period = end - self._ends[n - q]
+                copies = self._fuzzy[q] // q + 1
+                kind = "line_loop" if q == 1 else "block_loop"
+                return self._verdict(kind, period, max(0, n - q - self._fuzzy[q] + 1), copies, end)
         return None
 
     def _starts_mid_line(self, k: int) -> bool:

@@ -52,3 +52,35 @@ def test_enumerations_of_the_same_clause_stay_legitimate():
 def test_two_copies_of_a_multi_line_document_stay_legitimate():
     via = "CUPOM FISCAL\nCAFE EXPRESSO 1 UN 5,00\nTOTAL R$ 5,00\nObrigado pela preferência.\n"
     assert scan_text(INTRO + via + via + "2ª via do consumidor\n") is None
+
+
+def test_on_a_page_without_text_any_repetition_trips_early():
+    from app.guard import LoopDetector
+
+    from .tokens import WordTokenizer
+
+    ids, pieces = WordTokenizer().encode('{"text":"' + "________ " * 20)
+
+    def trip(page_lines):
+        detector = LoopDetector(page_lines=page_lines)
+        return next(
+            (n for n, (i, p) in enumerate(zip(ids, pieces)) if detector.feed((i,), p)), None
+        )
+
+    assert trip(None) is None  # a long rule is legitimate filler on a page of text...
+    assert trip(0) is not None and trip(0) < 12  # ...not on a page with no text line
+
+
+def test_more_lines_than_the_page_holds_trips_a_repeated_line():
+    row = "| Café | 1 | 5,00 |\n"
+    text = "Cupom\n" + row * 7
+    assert scan_text(text) is None  # seven identical rows on a page that may hold them
+    from app.guard import GuardConfig, LoopDetector
+
+    from .tokens import WordTokenizer
+
+    ids, pieces = WordTokenizer().encode(text)
+    detector = LoopDetector(GuardConfig(), page_lines=4)
+    verdicts = [detector.feed((i,), p) for i, p in zip(ids, pieces)]
+    tripped = [v for v in verdicts if v]
+    assert tripped and tripped[0].kind == "line_loop"  # the page holds 4 lines, not 8
