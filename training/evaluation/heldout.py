@@ -182,7 +182,7 @@ def evaluate_loaded(
     tokenizer = processor.tokenizer
     padding_side, backend_padding = tokenizer.padding_side, tokenizer.backend_tokenizer.padding
     tokenizer.padding_side = "left"
-    pages = source or Generator(seed).sample
+    pages = source or Generator(seed, split="heldout").sample
     try:
         return {
             kind: _evaluate_kind(
