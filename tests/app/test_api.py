@@ -279,6 +279,25 @@ def test_client_disconnect_aborts_generation(serve, stuck_model):
     assert generated < 4000  # it did not run on to max_tokens
 
 
+def test_a_client_that_gives_up_on_a_plain_request_aborts_it_and_its_tokens_count(
+    serve, stuck_model
+):
+    """Without a stream, nothing is written until the end: the server polls for the client
+    and cancels the page when it has gone; the tokens it generated are counted all the same."""
+    with serve(stuck_model, max_tokens=4000) as url:
+        with pytest.raises(httpx.ReadTimeout):
+            ocr(url, samples.png(), guard="off", timeout=1.5)
+        deadline = time.monotonic() + 10
+        while metric_value(url, "ocrguard_inflight_requests") != 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert metric_value(url, "ocrguard_inflight_requests") == 0
+        assert metric_value(url, "ocrguard_requests_total", outcome="cancelled") == 1
+        generated = metric_value(url, "ocrguard_generated_tokens_total")
+        time.sleep(1)
+        assert metric_value(url, "ocrguard_generated_tokens_total") == generated  # stopped
+    assert 0 < generated < 4000
+
+
 def test_metrics_parse_and_count_trips(serve, looping_model):
     with serve(looping_model, max_tokens=100) as url:
         ocr(url, samples.png(), guard="abort")
