@@ -46,7 +46,8 @@ class Progress:
     def _line(self, postfix: dict) -> None:
         of = f"/{self.total}" if self.total else ""
         extra = "".join(f", {k} {v}" for k, v in postfix.items())
-        print(f"{self.desc}: {self.done}{of} {self.unit}s{extra}", file=sys.stderr, flush=True)
+        units = self.unit[:-1] + "ies" if self.unit.endswith("y") else self.unit + "s"
+        print(f"{self.desc}: {self.done}{of} {units}{extra}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Progress:
         return self
