@@ -10,13 +10,16 @@ reading: neither its glyphs nor its words were seen in training.
 
 Kinds: ``open_line`` (one line) and ``open_block`` (five lines). Word list: the ``wordfreq``
 package's Portuguese list (Robyn Speer et al., https://github.com/rspeer/wordfreq; data
-under CC BY-SA 4.0), its 30 000 most frequent alphabetic words.
+under CC BY-SA 4.0), its 30 000 most frequent alphabetic words. ``OCRGUARD_WORDLIST`` names a
+file holding that same list, one word a line (``scripts/gpu_prepare`` writes it, so that a GPU
+machine needs no 57 MB wheel of every language's lists).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
 import random
 from functools import lru_cache
 from typing import Literal
@@ -35,13 +38,25 @@ LINE_CHARS = 40
 PAGE_WIDTH = 448
 
 
+WORDLIST_SIZE = 30_000
+
+
 @lru_cache
 def words(split: Split) -> tuple[str, ...]:
-    from wordfreq import top_n_list
-
-    pool = [w for w in top_n_list("pt", 30_000) if w.isalpha()]
+    pool = [w for w in word_list() if w.isalpha()]
     held = [w for w in pool if _held_out(w)]
     return tuple(held if split == "heldout" else [w for w in pool if not _held_out(w)])
+
+
+def word_list() -> list[str]:
+    """The Portuguese list, most frequent first: from ``OCRGUARD_WORDLIST`` or from wordfreq."""
+    path = os.environ.get("OCRGUARD_WORDLIST")
+    if path:
+        with open(path, encoding="utf-8") as handle:
+            return [line.strip() for line in handle if line.strip()]
+    from wordfreq import top_n_list
+
+    return top_n_list("pt", WORDLIST_SIZE)
 
 
 def _held_out(word: str) -> bool:

@@ -28,7 +28,7 @@ from ..progress import Progress
 from .architecture import ModelSize, build_model, build_processor, build_tokenizer
 from .health import probe_samples, vision_health
 from .loading import load_model, load_processor
-from .synth import KINDS, Generator, Kind, parse_kinds
+from .synth import KINDS, OPEN, Generator, Kind, parse_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +148,9 @@ def run(config: SftConfig) -> Path:
             _save(ckpt, processor, model, optimizer, step, config, rewarm_from)
         if step % config.eval_every == 0 or step == config.steps:
             model.eval()
-            scores = evaluate(processor, model, config.eval_samples, config.max_new_tokens)
+            scores = evaluate(
+                processor, model, config.eval_samples, config.max_new_tokens, _eval_kinds(config)
+            )
             model.train()
             log.write(json.dumps({"step": step, "eval": scores}) + "\n")
             log.flush()
@@ -266,14 +268,21 @@ def collate(processor, samples) -> dict:
     return inputs
 
 
-def evaluate(processor, model, per_kind: int, max_new_tokens: int) -> dict[str, dict]:
+def evaluate(
+    processor, model, per_kind: int, max_new_tokens: int, kinds: tuple[Kind, ...] = KINDS
+) -> dict[str, dict]:
     """CER, valid JSON and degeneration per kind on held-out pages (training/evaluation/heldout.py)."""
     from ..evaluation.heldout import evaluate_loaded
 
     results = evaluate_loaded(
-        processor, model, KINDS, per_kind, max_new_tokens, batch_size=per_kind
+        processor, model, kinds, per_kind, max_new_tokens, batch_size=per_kind
     )
     return {kind: {k: v for k, v in r.items() if k != "examples"} for kind, r in results.items()}
+
+
+def _eval_kinds(config: SftConfig) -> tuple[Kind, ...]:
+    """The standard kinds, and any other kind the mix trains (the open kinds of issue #27)."""
+    return KINDS + tuple(kind for kind in OPEN if kind in parse_kinds(config.mix))
 
 
 def _kind_of(step: int, config: SftConfig) -> Kind:

@@ -27,3 +27,19 @@ def test_the_generator_draws_open_kinds_from_its_split():
     held = Generator(5, split="heldout").sample(0, "open_line")
     assert train.target == OpenPages("train", 5).sample(0, "open_line").target
     assert held.target == OpenPages("heldout", 5).sample(0, "open_line").target
+
+
+def test_a_word_list_file_gives_the_same_pages(tmp_path, monkeypatch):
+    """scripts/gpu_prepare carries the list as a file; the pages drawn from it are the same."""
+    from training.model import open_pages
+
+    expected = OpenPages("heldout", 2).sample(4, "open_block").target
+    listed = tmp_path / "words-pt.txt"
+    listed.write_text("\n".join(open_pages.word_list()) + "\n", encoding="utf-8")
+    monkeypatch.setenv("OCRGUARD_WORDLIST", str(listed))
+    open_pages.words.cache_clear()
+    try:
+        assert OpenPages("heldout", 2).sample(4, "open_block").target == expected
+    finally:
+        monkeypatch.delenv("OCRGUARD_WORDLIST")
+        open_pages.words.cache_clear()

@@ -99,3 +99,13 @@ def test_sft_stops_at_its_time_limit_with_a_checkpoint_and_resumes(tmp_path):
     # each logged loss names its batch's kind: steps 1, 2 and 5 trained on the mix's
     # line, block and (4 % 3 = 1) block
     assert losses == [(1, "line"), (2, "block"), (5, "block")]
+
+
+def test_the_evaluations_during_training_cover_the_open_kinds_it_trains():
+    from training.model.sft import _eval_kinds
+
+    assert _eval_kinds(SftConfig(mix="line,block")) == KINDS
+    assert _eval_kinds(SftConfig(mix="open_block,line,open_line")) == KINDS + (
+        "open_line",
+        "open_block",
+    )
