@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -17,8 +17,11 @@ COMMAND = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
 
 
 @contextmanager
-def vllm_server(model: Path, port: int, name: str, log: Path) -> Iterator[str]:
-    """Yields the server's ``/v1`` base URL once ``/health`` answers; stops it after."""
+def vllm_server(
+    model: Path, port: int, name: str, log: Path, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """Yields the server's ``/v1`` base URL once ``/health`` answers; stops it after.
+    ``extra_args`` go to the server's command line as given."""
     env = {
         **os.environ,
         "VLLM_HOST_IP": "127.0.0.1",
@@ -37,6 +40,7 @@ def vllm_server(model: Path, port: int, name: str, log: Path) -> Iterator[str]:
         "--kv-cache-memory-bytes", str(256 << 20),
         "--limit-mm-per-prompt", '{"image": 1}',
         "--distributed-executor-backend", "uni",
+        *extra_args,
     ]  # fmt: skip
     with log.open("w") as out:
         process = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
