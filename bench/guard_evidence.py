@@ -59,7 +59,7 @@ def copies(engine, run) -> list[list[float]]:
     ids, logprobs = attempt.token_ids, attempt.logprobs
     text, spans, line_start = "", [], 0
     lines: dict[str, list[float]] = {}
-    for n, token in enumerate(ids):
+    for n in range(len(ids)):
         text = engine.decode(ids[: n + 1])
         while "\\n" in text[line_start:] or "\n" in text[line_start:]:
             cut = min(
