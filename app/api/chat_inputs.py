@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 
 import httpx
 
@@ -15,6 +13,7 @@ from app.ocr_service import OcrRequest
 from app.prompt import PagePrompt
 
 from .chat_schemas import ChatCompletionRequest
+from .inputs import decode_base64
 
 
 async def read_chat_request(
@@ -90,13 +89,7 @@ def _text(content) -> str:
 
 async def image_bytes(url: str, settings: Settings) -> bytes:
     if url.startswith("data:"):
-        header, _, payload = url.partition(",")
-        if ";base64" not in header:
-            raise InvalidRequest("image_url: a data: URL must be base64-encoded")
-        try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise InvalidRequest(f"image_url: not valid base64 ({exc})") from exc
+        return decode_base64(url, "image_url")
     if not url.startswith(("http://", "https://")):
         raise InvalidRequest("image_url: a data: URL, or http(s) where the server allows it")
     if not settings.allow_remote_images:

@@ -61,7 +61,7 @@ async def _read_json(request: Request) -> tuple[OcrOptions, bytes]:
     if not isinstance(payload, dict):
         raise InvalidRequest("the JSON body must be an object with an 'image' key")
     body = _validate(OcrJsonRequest, payload)
-    data = _decode_base64(body.image)
+    data = decode_base64(body.image)
     return OcrOptions(**body.model_dump(exclude={"image"})), data
 
 
@@ -75,12 +75,13 @@ def _validate(model, values):
         raise InvalidRequest(problems) from exc
 
 
-def _decode_base64(value: str) -> bytes:
+def decode_base64(value: str, field: str = "image") -> bytes:
+    """Base64 bytes, bare or as a ``data:`` URL (a clear 400 when they are neither)."""
     if value.startswith("data:"):
         header, _, value = value.partition(",")
         if ";base64" not in header:
-            raise InvalidRequest("image: a data: URL must be base64-encoded")
+            raise InvalidRequest(f"{field}: a data: URL must be base64-encoded")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise InvalidRequest(f"image: not valid base64 ({exc})") from exc
+        raise InvalidRequest(f"{field}: not valid base64 ({exc})") from exc
