@@ -32,6 +32,7 @@ from .pairs import MANIFEST_FILE, PAIRS_FILE, load_pairs, sha256_file
 logger = logging.getLogger(__name__)
 
 LINEAGE_FILE = "lineage.json"
+PLOT_FILE = "degeneration.svg"
 
 
 @dataclass
@@ -231,6 +232,10 @@ ocrguard loop guard (rejected) against corrections, clean recoveries or judged c
 {_evaluation_text(info)}
 """
     (folder / "README.md").write_text(card, encoding="utf-8")
+    if (info.get("eval") or {}).get("prone"):
+        from ..evaluation.plot import degeneration_svg
+
+        (folder / PLOT_FILE).write_text(degeneration_svg(info["eval"]), encoding="utf-8")
 
 
 def _evaluation_text(info: dict[str, Any]) -> str:
@@ -240,6 +245,10 @@ def _evaluation_text(info: dict[str, Any]) -> str:
     from ..evaluation.heldout import render_tables
 
     text = render_tables(info["eval"], batch_size=0, device="cpu")
+    if info["eval"].get("prone"):
+        text = (
+            f"![degeneration by prone kind, serving model against this one]({PLOT_FILE})\n\n{text}"
+        )
     comparison = info.get("comparison")
     if comparison:
         verdict = (

@@ -166,4 +166,7 @@ def test_retrain_from_redis_to_an_evaluated_candidate(
     assert set(lineage["eval"]["models"]) == {str(random_model), str(folder)}
     assert "greedy" in lineage["comparison"]["degeneration"]
     assert result["released"] is None and not (tmp_path / "models").exists()
-    assert "not released" in (folder / "README.md").read_text()
+    card = (folder / "README.md").read_text()
+    assert "not released" in card and "](degeneration.svg)" in card
+    plot = (folder / "degeneration.svg").read_text()
+    assert plot.startswith("<svg") and f"{folder.name}, greedy:" in plot
