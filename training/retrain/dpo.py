@@ -26,6 +26,8 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
 
+from app.model_card import read_revision
+
 from ..model.loading import load_model, load_processor
 from .pairs import MANIFEST_FILE, PAIRS_FILE, load_pairs, sha256_file
 
@@ -166,12 +168,14 @@ def lineage(args: DpoArgs, log_history: list[dict[str, Any]]) -> dict[str, Any]:
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     return {
         "base_model": str(Path(args.model).resolve()),
+        "base_revision": read_revision(Path(args.model)),
         "dataset": {
             "pairs": str(args.pairs.resolve()),
             "records_sha256": manifest.get("records_sha256"),
             "pairs_sha256": sha256_file(args.pairs / PAIRS_FILE),
             "rows": manifest.get("rows"),
             "by_source": manifest.get("by_source"),
+            "by_rejected": manifest.get("by_rejected"),
             "dropped": manifest.get("dropped"),
             "judge": manifest.get("judge"),
         },
@@ -213,8 +217,9 @@ ocrguard loop guard (rejected) against corrections, clean recoveries or judged c
 
 ## Lineage
 
-- base model: `{info["base_model"]}`
-- dataset: `{data["pairs"]}`, {data["rows"]} pairs, chosen from {data["by_source"]}
+- base model: `{info["base_model"]}`, revision `{info.get("base_revision", "unknown")}`
+- dataset: `{data["pairs"]}`, {data["rows"]} pairs, chosen from {data["by_source"]},
+  rejected from {data.get("by_rejected")}
 - records.jsonl sha256: `{data["records_sha256"]}`
 - pairs.jsonl sha256: `{data["pairs_sha256"]}`
 - dropped records: {data["dropped"]}; judge: {data["judge"]}
