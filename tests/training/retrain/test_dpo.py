@@ -73,9 +73,10 @@ def test_dpo_trains_every_parameter_and_writes_a_version(tmp_path, random_model,
     assert lineage["hyperparameters"]["lora"] is lora
     assert lineage["base_model"] == str(random_model.resolve())
     assert lineage["base_revision"] == "local"  # the fixture's folder has no card revision
-    assert lineage["dataset"]["by_rejected"] == json.loads(
-        (pairs / "manifest.json").read_text()
-    )["by_rejected"]
+    assert (
+        lineage["dataset"]["by_rejected"]
+        == json.loads((pairs / "manifest.json").read_text())["by_rejected"]
+    )
     card = (folder / "README.md").read_text()
     assert lineage["dataset"]["records_sha256"] in card and "learning_rate" in card
     assert "revision `local`" in card
