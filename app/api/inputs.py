@@ -9,6 +9,7 @@ import json
 from fastapi import Request
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 
 from app.config import Settings
 from app.errors import InvalidRequest, UnsupportedMediaType
@@ -41,7 +42,10 @@ async def read_ocr_request(request: Request, settings: Settings) -> tuple[OcrOpt
 
 
 async def _read_multipart(request: Request) -> tuple[OcrOptions, bytes]:
-    form = await request.form(max_files=1, max_fields=16)
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except HTTPException as exc:  # Starlette's 400 for a malformed or oversized multipart body
+        raise InvalidRequest(f"multipart body: {exc.detail}") from exc
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
