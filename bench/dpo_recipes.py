@@ -1,0 +1,88 @@
+"""The recipe tries of one retraining round side by side (issue #26, item 3).
+
+    .venv/bin/python bench/dpo_recipes.py --work data/experiment/r1
+
+The round's own version (``versions/<name>-v1``, trained and evaluated by ``retrain``) holds
+the serving model's evaluation; every later try is a version trained on the same pairs
+(``ocrguard-train dpo --pairs WORK/pairs --out WORK/versions ...``) and evaluated alone on the
+same pages (``ocrguard-train eval --model WORK/versions/<name>-vN --out WORK/eval-vN.json``,
+the round's kinds, pages and token limit). Greedy pages are the same; sampled draws are seeded
+per batch (training/evaluation/heldout.py), so the serving rows stand for every try. Each try
+is judged by the release rule (training/evaluation/compare.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from training.evaluation.compare import ReleaseRule, compare  # noqa: E402
+from training.evaluation.heldout import _pooled, render_tables  # noqa: E402
+
+
+def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
+    first = sorted((work / "versions").glob("*-v1"))[0]
+    lineage = json.loads((first / "lineage.json").read_text())
+    base = lineage["eval"]
+    serving = next(m for m in base["models"] if m != str(first))
+    found = [("v1", str(first), base, lineage["hyperparameters"])]
+    for n in range(2, 100):
+        folder, results = first.with_name(first.name[:-1] + str(n)), work / f"eval-v{n}.json"
+        if not results.exists():
+            continue
+        alone = json.loads(results.read_text())
+        key = next(iter(alone["models"]))
+        merged = {
+            **base,
+            "models": {serving: base["models"][serving], key: alone["models"][key]},
+            "prone": {serving: base["prone"][serving], key: alone["prone"][key]},
+        }
+        hyper = json.loads((folder / "lineage.json").read_text())["hyperparameters"]
+        found.append((f"v{n}", key, merged, hyper))
+    return serving, found
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--min-reduction", type=float, default=0.594)
+    parser.add_argument("--max-cer-increase", type=float, default=0.005)
+    args = parser.parse_args()
+    serving, found = tries(args.work)
+    rule = ReleaseRule(args.min_reduction, args.max_cer_increase)
+    kinds = " / ".join(next(iter(found[0][2]["models"].values())))
+    print(
+        "| try | weights | beta | lr | sft weight | epochs | prone degeneration greedy | T=0.7 "
+        f"| reduction greedy / T=0.7 | CER change {kinds} (points) | valid JSON prone greedy "
+        "| released |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, candidate, results, hp in found:
+        c = compare(results, serving, candidate, rule).as_dict()
+        g, t = c["degeneration"]["greedy"], c["degeneration"]["T=0.7"]
+        cer = " / ".join(f"{v * 100:+.1f}" for v in c["cer_change"].values())
+        valid = _pooled(results["prone"][candidate]["greedy"])["valid_json_rate"]
+        weights = f"LoRA r{hp['lora_r']}" if hp["lora"] else "full"
+        verdict = "yes" if c["better"] else "no: " + "; ".join(c["reasons"])
+        print(
+            f"| {name} | {weights} | {hp['beta']} | {hp['learning_rate']} | {hp['sft_weight']} "
+            f"| {hp['epochs']} | {g['serving']:.1%} → {g['candidate']:.1%} "
+            f"| {t['serving']:.1%} → {t['candidate']:.1%} "
+            f"| {g['reduction']:.1%} / {t['reduction']:.1%} | {cer} | {valid:.1%} | {verdict} |"
+        )
+    for name, candidate, results, _ in found[1:]:
+        alone = {**results, "models": {candidate: results["models"][candidate]}}
+        alone["prone"] = {candidate: results["prone"][candidate]}
+        print(f"\n### {name}\n\n{render_tables(alone, 20, 'cpu')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
