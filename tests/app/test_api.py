@@ -26,6 +26,13 @@ def ocr(url: str, data: bytes = b"", *, filename: str = "page.png", timeout: flo
     )
 
 
+def wait_until_idle(url: str, seconds: float = 10) -> None:
+    """Poll until no request is in flight (or ``seconds`` pass; the caller asserts)."""
+    deadline = time.monotonic() + seconds
+    while metric_value(url, "ocrguard_inflight_requests") != 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def sse(response: httpx.Response) -> list[tuple[str, dict]]:
     events = []
     for block in response.text.strip().split("\n\n"):
@@ -285,9 +292,7 @@ def test_client_disconnect_aborts_generation(serve, stuck_model):
                 lines = r.iter_lines()
                 next(lines)
                 assert metric_value(url, "ocrguard_inflight_requests") == 1
-        deadline = time.monotonic() + 10
-        while metric_value(url, "ocrguard_inflight_requests") != 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_idle(url)
         assert metric_value(url, "ocrguard_inflight_requests") == 0
         assert metric_value(url, "ocrguard_requests_total", outcome="cancelled") == 1
         generated = metric_value(url, "ocrguard_generated_tokens_total")
@@ -302,9 +307,7 @@ def test_a_client_that_gives_up_on_a_plain_request_aborts_it_and_its_tokens_coun
     with serve(stuck_model, max_tokens=4000) as url:
         with pytest.raises(httpx.ReadTimeout):
             ocr(url, samples.png(), guard="off", timeout=1.5)
-        deadline = time.monotonic() + 10
-        while metric_value(url, "ocrguard_inflight_requests") != 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until_idle(url)
         assert metric_value(url, "ocrguard_inflight_requests") == 0
         assert metric_value(url, "ocrguard_requests_total", outcome="cancelled") == 1
         generated = metric_value(url, "ocrguard_generated_tokens_total")
