@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from app.config import EMBEDDED_MODEL, Settings  # noqa: E402
+from app.engines.openai import chat_messages  # noqa: E402
 from app.engines.vllm import VllmEngine  # noqa: E402
 from app.guard import DEFAULT_CONFIG, LoopDetector  # noqa: E402
 from app.guard.recovery import RecoveryConfig  # noqa: E402
@@ -109,15 +110,7 @@ def _png(image) -> bytes:
 def direct(base: str, png: bytes) -> tuple[float, float, int, str]:
     """(seconds to the first token, total seconds, tokens, text) straight from vLLM."""
     url = "data:image/png;base64," + base64.b64encode(png).decode()
-    messages = PagePrompt().messages()  # what app/engines/openai.py sends, image in place
-    for message in messages:
-        if isinstance(message["content"], list):
-            message["content"] = [
-                {"type": "image_url", "image_url": {"url": url}}
-                if part["type"] == "image"
-                else part
-                for part in message["content"]
-            ]
+    messages = chat_messages(PagePrompt(), url)  # what app/engines/openai.py sends
     body = {
         "model": "ocrguard-tiny",
         "messages": messages,

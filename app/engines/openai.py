@@ -162,15 +162,7 @@ class UpstreamEngine:
         self, request: GenerationRequest, image_url: str, prefix_ids: list[int], extra: dict
     ) -> dict:
         sampling = request.sampling
-        messages: list[dict[str, Any]] = request.prompt.messages()
-        for message in messages:  # the placeholder becomes the page itself
-            if isinstance(message["content"], list):
-                message["content"] = [
-                    {"type": "image_url", "image_url": {"url": image_url}}
-                    if part["type"] == "image"
-                    else part
-                    for part in message["content"]
-                ]
+        messages = chat_messages(request.prompt, image_url)
         body: dict[str, Any] = {
             "model": self._model or self.model_id,
             "messages": messages,
@@ -363,3 +355,17 @@ def _load_tokenizer(name: str | None) -> Tokenizer | None:
     except (OSError, ValueError) as exc:
         logger.warning("tokenizer %s cannot be loaded (%s): the guard reads characters", name, exc)
         return None
+
+
+def chat_messages(prompt, image_url: str) -> list[dict[str, Any]]:
+    """The prompt's chat messages with its image placeholder replaced by the page's URL."""
+    messages: list[dict[str, Any]] = prompt.messages()
+    for message in messages:
+        if isinstance(message["content"], list):
+            message["content"] = [
+                {"type": "image_url", "image_url": {"url": image_url}}
+                if part["type"] == "image"
+                else part
+                for part in message["content"]
+            ]
+    return messages
