@@ -19,7 +19,7 @@ from app.prompt import OUTPUT_FIELDS, PageFields, parse_output
 from .cases import Degenerate, PageCase, page_key
 from .judges import Judge, degenerate
 
-Source = Literal["feedback", "recovered", "served", "candidate"]
+Source = Literal["feedback", "recovered", "served", "candidate", "anchor"]
 DropReason = Literal[
     "no_image",  # the page image expired before export: nothing to condition on
     "no_chosen",  # no correction, no clean returned text, no usable candidate
@@ -55,6 +55,12 @@ class PairRules:
     trust_feedback: bool = True
     """Human corrections skip the guard and schema checks: a person who typed a table with
     repeated rows meant it, and the guard is the heuristic here."""
+    anchor_ratio: float = 0.0
+    """Anchor rows per preference pair (0: none). An anchor is a kept clean page whose served
+    output passes the guard and the schema, on an image that holds text: its row has that
+    output as both chosen and rejected, so the DPO term's gradient is exactly zero there and
+    only the NLL term (``sft_weight``) acts: it holds the model to what it already writes on
+    healthy traffic while the pairs push it off its loops."""
 
 
 def fields_json(fields: dict[str, Any] | None) -> str | None:

@@ -58,6 +58,10 @@ class RetrainConfig:
         default="judge", metadata={"help": "llm judge model (key: $OPENAI_API_KEY)"}
     )
     min_pairs: int = field(default=1, metadata={"help": "skip training below this many pairs"})
+    anchor_ratio: float = field(
+        default=0.0,
+        metadata={"help": "NLL-only anchor rows (kept clean pages) per pair (0: none)"},
+    )
     lora: bool = field(default=False, metadata={"help": "LoRA (merged) instead of full DPO"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
     learning_rate: float = field(default=5e-6, metadata={"help": "peak learning rate"})
@@ -156,7 +160,7 @@ def _rules(config: RetrainConfig) -> PairRules:
         llm_model=config.llm_model,
         llm_api_key=os.environ.get("OPENAI_API_KEY"),
     )
-    return PairRules(judge, tokenizer=tokenizer)
+    return PairRules(judge, tokenizer=tokenizer, anchor_ratio=config.anchor_ratio)
 
 
 def _train(config: RetrainConfig, pairs: Path, versions: Path) -> Path:

@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any, get_args
 
 from app.labeler import CHARACTERS, Tokenizer
+from app.prompt import parse_output
 
-from .cases import gather
+from .cases import PageCase, gather
 from .choice import PairRules, choose_for, rejected_of
 from .export import IMAGES_DIR, RECORDS_FILE
-from .judges import JudgeName, make_judge
+from .judges import JudgeName, degenerate, make_judge
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,10 @@ class PairsConfig:
         default_factory=lambda: os.environ.get("OPENAI_API_KEY"),
         metadata={"help": "bearer token of the llm judge (default: $OPENAI_API_KEY)"},
     )
+    anchor_ratio: float = field(
+        default=0.0,
+        metadata={"help": "NLL-only anchor rows (kept clean pages) per pair (0: none)"},
+    )
 
     def __post_init__(self) -> None:
         self.snapshot, self.out = Path(self.snapshot), Path(self.out)
@@ -80,7 +85,7 @@ def main(config: PairsConfig) -> int:
         llm_model=config.llm_model,
         llm_api_key=config.llm_api_key,
     )
-    rules = PairRules(judge, config.min_score, tokenizer)
+    rules = PairRules(judge, config.min_score, tokenizer, anchor_ratio=config.anchor_ratio)
     print(report(build_pairs(config.snapshot, config.out, rules, config.candidates)))
     return 0
 
@@ -121,7 +126,7 @@ def build_pairs(
     snapshot, out = Path(snapshot), Path(out)
     (out / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
     stats = PairStats()
-    rows = []
+    rows, anchors = [], []
     for case in gather(snapshot, candidates):
         stats.pages += 1
         if case.image is None:
@@ -129,7 +134,10 @@ def build_pairs(
             continue
         rejected = rejected_of(case)
         if not rejected:
-            stats.dropped["no_rejected"] += 1
+            if rules.anchor_ratio > 0 and is_anchor(case, snapshot / case.image, rules):
+                anchors.append(case)
+            else:
+                stats.dropped["no_rejected"] += 1
             continue
         image_path = snapshot / case.image
         image_png = image_path.read_bytes() if rules.judge is not None else None
@@ -156,6 +164,7 @@ def build_pairs(
                     },
                 }
             )
+    rows += _anchor_rows(anchors, int(len(rows) * rules.anchor_ratio), snapshot, out, stats)
     stats.rows = len(rows)
     tmp = out / (PAIRS_FILE + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -173,6 +182,48 @@ def build_pairs(
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return stats
+
+
+def is_anchor(case: PageCase, image: Path, rules: PairRules) -> bool:
+    """A kept clean page fit to anchor on: served cleanly (never caught), its output the
+    schema's JSON and clean to the guard, and its image holding text (on a text-free page any
+    text written is invented: nothing there to hold the model to)."""
+    if case.caught or not case.returned_clean or not case.returned.strip():
+        return False
+    if parse_output(case.returned) is None or degenerate(case.returned, rules.tokenizer):
+        return False
+    from PIL import Image
+
+    from app.page_lines import count_text_lines
+
+    with Image.open(image) as page:
+        return count_text_lines(page) > 0
+
+
+def _anchor_rows(
+    anchors: list[PageCase], count: int, snapshot: Path, out: Path, stats: PairStats
+) -> list[dict[str, Any]]:
+    """``count`` anchor rows, spread evenly over the anchor pages in stream order."""
+    if count <= 0 or not anchors:
+        return []
+    step = max(1.0, len(anchors) / count)
+    picked = [anchors[int(k * step)] for k in range(min(count, len(anchors)))]
+    rows = []
+    for case in picked:
+        _link(snapshot / case.image, out / case.image)  # type: ignore[operator]
+        stats.by_source["anchor"] += 1
+        stats.by_rejected["anchor"] += 1
+        message = [{"role": "assistant", "content": case.returned}]
+        rows.append(
+            {
+                "images": [case.image],
+                "prompt": case.prompt.messages(),
+                "chosen": message,
+                "rejected": message,
+                "meta": {**case.meta, "source": "anchor", "rejected_from": "anchor"},
+            }
+        )
+    return rows
 
 
 def report(stats: PairStats) -> str:

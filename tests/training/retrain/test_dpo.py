@@ -176,3 +176,43 @@ def test_retrain_from_redis_to_an_evaluated_candidate(
     assert "not released" in card and "](degeneration.svg)" in card
     plot = (folder / "degeneration.svg").read_text()
     assert plot.startswith("<svg") and f"{folder.name}, greedy:" in plot
+
+
+def test_anchor_rows_give_the_dpo_term_no_gradient_and_the_nll_term_one(tmp_path, random_model):
+    # chosen == rejected: the DPO term is log 2 with a zero gradient (up to rounding); the
+    # NLL term on the same rows pulls the model towards the served output
+    import math
+
+    snapshot = write_snapshot(tmp_path / "snapshot", [])
+    write_kept_pages(snapshot, ["k1", "k2"])
+    pairs = tmp_path / "pairs"
+    (pairs / "images").mkdir(parents=True)
+    rows = []
+    for name in ("k1", "k2"):
+        image = f"images/kept-{name}.png"
+        (pairs / image).write_bytes((snapshot / image).read_bytes())
+        message = [{"role": "assistant", "content": CLEAN}]
+        row = {"images": [image], "prompt": record(name).page_prompt.messages()}
+        rows.append(json.dumps({**row, "chosen": message, "rejected": message}))
+    (pairs / "pairs.jsonl").write_text("\n".join(rows) + "\n")
+
+    def loss_and_gradient(sft_weight: float) -> tuple[float, float]:
+        args = DpoArgs(
+            model=str(random_model),
+            pairs=pairs,
+            out=tmp_path / "models",
+            batch_size=2,
+            sft_weight=sft_weight,
+            threads=1,
+        )
+        trainer = build_trainer(args, tmp_path / "models" / "v")
+        batch = next(iter(trainer.get_train_dataloader()))
+        loss = trainer.compute_loss(trainer.model, batch)
+        loss.backward()
+        grads = [p.grad.norm() for p in trainer.model.parameters() if p.grad is not None]
+        return loss.item(), torch.stack(grads).norm().item()
+
+    dpo_loss, dpo_gradient = loss_and_gradient(0.0)
+    assert dpo_loss == pytest.approx(math.log(2), abs=1e-5)
+    _, nll_gradient = loss_and_gradient(1.0)
+    assert nll_gradient > 0.1 and dpo_gradient < 1e-4 * nll_gradient

@@ -216,3 +216,46 @@ def test_build_pairs_writes_trl_rows_and_counts_drops(tmp_path, random_model):
     batch = DataCollatorForVisionPreference(processor)([dataset[0], dataset[1]])
     assert batch["input_ids"].shape[0] == 4  # chosen and rejected of each row
     assert batch["completion_mask"].sum() > 0 and "pixel_values" in batch
+
+
+def text_page_png() -> bytes:
+    """A page with three printed lines: app/page_lines.py counts text on it."""
+    import io
+
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (200, 90), 255)
+    draw = ImageDraw.Draw(image)
+    for n in range(3):
+        draw.text((10, 10 + 25 * n), "Nota fiscal 123 item", fill=0)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_anchor_rows_hold_clean_served_pages_with_text(tmp_path):
+    from ..records import write_kept_pages
+
+    snapshot = write_snapshot(
+        tmp_path / "snapshot", [(record("a"), FEEDBACK), (record("b"), FEEDBACK)]
+    )
+    write_kept_pages(snapshot, ["k1", "k2", "k3"])  # noise images: no text line
+    write_kept_pages(snapshot, ["t1", "t2", "t3"])
+    write_kept_pages(snapshot, ["loop"], output=LOOPING_JSON)
+    for name in ("t1", "t2", "t3", "loop"):
+        (snapshot / f"images/kept-{name}.png").write_bytes(text_page_png())
+    out = tmp_path / "pairs"
+
+    stats = build_pairs(snapshot, out, PairRules(StructuralJudge(), anchor_ratio=1.0))
+
+    assert dict(stats.by_source) == {"feedback": 2, "anchor": 2}  # one anchor per pair
+    rows = read_pairs(out)
+    anchors = [row for row in rows if row["meta"]["source"] == "anchor"]
+    assert [row["meta"]["request_id"] for row in anchors] == ["t1", "t2"]
+    assert all(row["chosen"] == row["rejected"] for row in anchors)
+    assert anchors[0]["chosen"] == [{"role": "assistant", "content": CLEAN}]
+    assert stats.dropped["no_rejected"] == 4  # noise pages and the looping one
+    assert all((out / row["images"][0]).exists() for row in rows)
+
+    without = build_pairs(snapshot, tmp_path / "plain", PairRules(StructuralJudge()))
+    assert "anchor" not in without.by_source and without.rows == 2
