@@ -21,7 +21,7 @@ class GuardConfig:
     failure records so that offline labels and online trips stay comparable.
     """
 
-    version: str = "2026.12.1"
+    version: str = "2026.12.2"
     """Identifies this set of thresholds in metrics, failure records and evaluations."""
 
     max_period: int = 256
@@ -78,6 +78,21 @@ class GuardConfig:
     (``Parcela 1 de 36 ...``, ``Parcela 2 de 36 ...``): payment schedules, statements and
     indexes repeat a row with new numbers dozens of times legitimately, while a counting
     loop runs on to ``max_tokens``."""
+
+    counter_min_copies: int = 5
+    """Fewest copies of one sentence of prose under a running counter (``第二条 <the same
+    sentence>``, ``第三条 <the same sentence>``; ``<a sentence>; 2``, ``<a sentence>; 3``;
+    timestamped subtitles of one line): a list numbers different sentences, a loop counts
+    the same one. Rows whose numbers stand among their words (schedules) are not counted
+    sentences."""
+
+    counter_min_words: int = 4
+    """Words a counted sentence needs besides its numbers."""
+
+    restart_min_chars: int = 20
+    """A line at least this long that comes back spliced into another line (after a head of
+    marks alone), followed by the line that followed it before, is the output starting
+    over."""
 
     fuzzy_lag_tokens: int = 96
     """Like ``lag_tokens`` for fuzzy loops, which need more evidence than exact ones."""
@@ -144,6 +159,8 @@ class GuardConfig:
             raise ValueError("fuzzy_numbers_min_copies must be >= fuzzy_min_copies")
         if self.reemission_min_count < 3:
             raise ValueError("reemission_min_count must be >= 3")
+        if self.counter_min_copies < self.min_copies:
+            raise ValueError("counter_min_copies must be >= min_copies")
 
     def copies_needed(self, period: int, unit: UnitClass) -> int:
         """Copies of a unit of ``period`` tokens needed for an exact-loop trip."""

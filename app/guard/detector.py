@@ -6,14 +6,14 @@ from collections.abc import Iterable, Sequence
 
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
 from .lines import LineTracker
-from .periods import EXACT, NUMBERS_ONLY, RUN, UNIT, PeriodTracker
-from .structure import LIST_MARKER, classify_unit, fold_numbers, word_count
+from .periods import EXACT, NEXT, NUMBERS_ONLY, RUN, UNIT, PeriodTracker
+from .structure import LIST_MARKER, aligned, classify_unit, fold_numbers, word_count
 from .verdict import LoopKind, Verdict
 
-# Token ids whose text is a number share this symbol in the fuzzy stream.
-_NUMBER = -1
 # Below this period a unit without a newline is an n-gram; from it on, an inline block.
 _INLINE_MIN_PERIOD = 16
+# Tokens looked back at most to find where the current line began.
+_LINE_BACK = 256
 
 
 class LoopDetector:
@@ -30,63 +30,61 @@ class LoopDetector:
         """``page_lines``: text lines the page image holds (app/page_lines.py), when known."""
         self.config = config
         self.page_lines = page_lines
+        self._first_check = _first_checks(config)
         self.reset()
 
     def reset(self) -> None:
         """Forget everything: the detector is as new."""
         cfg = self.config
         self.verdict: Verdict | None = None
-        self._tokens = PeriodTracker(
-            cfg.max_period, cfg.fuzzy_max_miss_ratio, cfg.min_copies, cfg.twice_slack_tokens
-        )
+        self._tokens = PeriodTracker(cfg.max_period, cfg.fuzzy_max_miss_ratio, self._first_check)
         self._lines = LineTracker(cfg, self.page_lines)
         self._pending_line = self._lines.current
-        self._chunks: list[str] = []
-        self._ends: list[int] = []  # per token: characters emitted up to and including it
-        self._chars = 0
-        self._text = ""  # lazily joined copy of _chunks, only when a unit must be read
-        self._joined = 0
+        self._texts: list[str] = []  # per token: its text (a step's text goes to its last token)
         self._numeric: dict[int, bool] = {}
         self._escape = False  # the last delta ended inside a JSON escape (a lone backslash)
 
     @property
     def tokens_seen(self) -> int:
-        return len(self._ends)
+        return len(self._texts)
 
     def feed(self, token_ids: Sequence[int], text_delta: str = "") -> Verdict | None:
         """Consume one step of output. ``text_delta`` is the text of ``token_ids``."""
         if self.verdict is not None:
             return None
-        before = self._chars
-        if text_delta:
-            self._chunks.append(text_delta)
-            self._chars += len(text_delta)
-        numeric, ends, push = self._numeric, self._ends, self._tokens.push
-        last = len(token_ids) - 1
-        for n, tid in enumerate(token_ids):
-            is_number = numeric.get(tid)
+        if len(token_ids) == 1:
+            tid = token_ids[0]
+            self._texts.append(text_delta)
+            is_number = self._numeric.get(tid)
             if is_number is None:
-                # A token's text is only known when it arrives alone.
-                if last or not text_delta:
-                    is_number = False
-                else:
-                    is_number = numeric[tid] = text_delta.strip().isdigit()
-            ends.append(self._chars if n == last else before)
-            if push(_NUMBER if is_number else tid, tid):
-                verdict = self._check_tokens()
-                if verdict is not None:
-                    self.verdict = verdict
-                    return verdict
+                is_number = self._numeric[tid] = text_delta.strip().isdigit()
+            hot = self._tokens.push(~tid if is_number else tid)
+            if hot is not None and self._check_tokens(hot):
+                return self.verdict
+        elif self._feed_tokens(token_ids, text_delta):
+            return self.verdict
         if "\\" in text_delta or self._escape:
             text_delta = self._unescape(text_delta)
         if "\n" in text_delta:
-            verdict = self._lines.feed(text_delta, len(ends))
+            verdict = self._lines.feed(text_delta, len(self._texts))
             if verdict is not None:
                 self.verdict = verdict
                 return verdict
         elif text_delta:
             self._pending_line.append(text_delta)  # LineTracker.extend, inlined: every token
         return None
+
+    def _feed_tokens(self, token_ids: Sequence[int], text_delta: str) -> bool:
+        """Several tokens in one step: their text is known as a whole, and belongs to the
+        last one (a token's text is only known when it arrives alone)."""
+        numeric, texts, push = self._numeric, self._texts, self._tokens.push
+        last = len(token_ids) - 1
+        for n, tid in enumerate(token_ids):
+            texts.append(text_delta if n == last else "")
+            hot = push(~tid if numeric.get(tid) else tid)
+            if hot is not None and self._check_tokens(hot):
+                return True
+        return False
 
     def _unescape(self, text: str) -> str:
         """JSON's ``\\n`` as a line break for the line views: the served model writes its page
@@ -101,12 +99,16 @@ class LoopDetector:
             text = text[:-1]
         return text.replace("\x00", "\\")
 
-    def _check_tokens(self) -> Verdict | None:
+    def _check_tokens(self, hot: list[int]) -> bool:
+        """Judge the periods that became hot; set ``verdict`` and say so when one trips."""
         cfg = self.config
-        i = len(self._ends) - 1
-        for p, state in self._tokens.active.items():
-            run = state[RUN]
-            exact = state[EXACT]
+        i = len(self._texts) - 1
+        active = self._tokens.active
+        for p in hot:
+            state = active.get(p)
+            if state is None:
+                continue
+            run, exact = state[RUN], state[EXACT]
             if (
                 p - cfg.twice_slack_tokens <= exact <= p
                 and exact >= 6
@@ -114,28 +116,55 @@ class LoopDetector:
                 and self._twice(p, exact, i)
             ):
                 onset = i + 1 - exact - p
-                return Verdict(self._token_kind(p, i), p, onset, repeats=2, trip_at=i + 1)
-            if run + p < cfg.min_copies * p:
-                continue
-            unit = state[UNIT]
-            if unit is None:
-                unit = state[UNIT] = classify_unit(self._text_between(i - p + 1, i + 1))
-            if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
-                return self._verdict(self._token_kind(p, i), p, exact, i)
-            # Numbers and separators vary legitimately row after row (tables, indexes): only
-            # units with words can loop fuzzily, and copies that differ only in their
-            # numbers need many more copies (a payment schedule is not a counting loop).
-            if (
-                exact < run
-                and unit == "content"
-                and run + p >= cfg.fuzzy_copies_needed(p) * p
-                and (
-                    not self._numbers_only(state, p, i)
-                    or run + p >= cfg.fuzzy_copies_needed(p, numbers_only=True) * p
-                )
-            ):
-                return self._verdict("fuzzy_loop", p, run, i)
-        return None
+                self.verdict = Verdict(self._token_kind(p, i), p, onset, repeats=2, trip_at=i + 1)
+                return True
+            if run + p >= cfg.min_copies * p:
+                unit = state[UNIT]
+                if unit is None:
+                    unit = state[UNIT] = classify_unit(self._text_between(i - p + 1, i + 1))
+                if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
+                    self.verdict = self._verdict(self._token_kind(p, i), p, exact, i)
+                    return True
+                # Numbers and separators vary legitimately row after row (tables, indexes):
+                # only units with words can loop fuzzily, and copies that differ only in
+                # their numbers need many more copies (a payment schedule is not a counting
+                # loop).
+                if (
+                    exact < run
+                    and unit == "content"
+                    and run + p >= cfg.fuzzy_copies_needed(p) * p
+                    and (
+                        not self._numbers_only(state, p, i)
+                        or run + p >= cfg.fuzzy_copies_needed(p, numbers_only=True) * p
+                    )
+                ):
+                    self.verdict = self._verdict("fuzzy_loop", p, run, i)
+                    return True
+            state[NEXT] = self._next_check(state, p)
+        return False
+
+    def _next_check(self, state: list, p: int) -> int:
+        """The next run at which the candidate could trip: a lower bound, so that nothing is
+        missed, and far enough that a legitimately repeated unit is judged about once a copy."""
+        cfg = self.config
+        run, exact, unit = state[RUN], state[EXACT], state[UNIT]
+        upcoming = []
+        if exact < p:  # an exact second copy may still be written: the twice rule's window
+            upcoming.append(run + max(1, max(6, p - cfg.twice_slack_tokens) - exact))
+        floor = (cfg.min_copies - 1) * p
+        if run < floor:
+            upcoming.append(floor)
+        elif unit == "structural":
+            upcoming.append(run + self._structural_wait(run, p))
+        elif self.page_lines == 0:
+            upcoming.append(run + p)  # whether the unit is text-free decides: once a copy
+        else:
+            needed = (cfg.copies_needed(p, unit) - 1) * p
+            upcoming.append(run + max(1, needed - exact))
+            if unit == "content":
+                fuzzy = (cfg.fuzzy_copies_needed(p) - 1) * p
+                upcoming.append(fuzzy if run < fuzzy else run + p)
+        return min(upcoming)
 
     def _shorter_period_covers(self, p: int, exact: int) -> bool:
         """Whether a shorter period already explains the span (four copies of a short unit
@@ -157,13 +186,25 @@ class LoopDetector:
         if letters * 2 < len(text) or classify_unit(text) != "content":
             return False
         first = i - exact - p + 1  # the first copy's first token
-        start = self._ends[first - 1] if first > 0 else 0
-        line_start = self._text.rfind("\n", 0, start) + 1
-        prefix = self._text[line_start:start].strip()
-        marker = LIST_MARKER.match(self._text[line_start : start + len(text)].lstrip())
+        head = self._line_before(first)
+        prefix = head.strip()
+        marker = LIST_MARKER.match((head + self._text_between(first, first + exact)).lstrip())
         if marker and marker.end() >= len(prefix):
             return False  # "I - ...", "II - ...": an enumeration, the numbers view decides
         return len(prefix) <= 4 or prefix[-1] in ".!?>)]。！？"
+
+    def _line_before(self, token: int) -> str:
+        """The text of the current line before ``token`` (its last ``_LINE_BACK`` tokens at
+        most); a JSON-escaped line break counts."""
+        texts, parts = self._texts, []
+        for k in range(token - 1, max(-1, token - 1 - _LINE_BACK), -1):
+            text = texts[k]
+            newline, escaped = text.rfind("\n"), text.rfind("\\n")
+            if newline >= 0 or escaped >= 0:
+                parts.append(text[max(newline + 1, escaped + 2) :])
+                break
+            parts.append(text)
+        return "".join(reversed(parts))
 
     def _numbers_only(self, state: list, p: int, i: int) -> bool:
         """Whether the latest copy of a fuzzy unit differs from the one before only in its
@@ -171,8 +212,10 @@ class LoopDetector:
         copies = (state[RUN] + p) // p
         judged = state[NUMBERS_ONLY]
         if judged is None or judged[0] != copies:
-            last = self._text_between(i - p + 1, i + 1)
-            before = self._text_between(i - 2 * p + 1, i - p + 1)
+            # each copy rotated to start at a line start: the verdict must not depend on
+            # where the copies' boundary falls (inside a number, at a digit-count change)
+            last = aligned(self._text_between(i - p + 1, i + 1))
+            before = aligned(self._text_between(i - 2 * p + 1, i - p + 1))
             judged = state[NUMBERS_ONLY] = (copies, fold_numbers(last) == fold_numbers(before))
         return judged[1]
 
@@ -180,21 +223,31 @@ class LoopDetector:
         cfg = self.config
         if run + p < cfg.min_copies * p:
             return False
-        if self.page_lines == 0 and text_free(
-            self._text_between(len(self._ends) - p, len(self._ends))
-        ):
+        i = len(self._texts) - 1
+        if self.page_lines == 0 and text_free(self._text_between(i - p + 1, i + 1)):
             return True  # the page holds no text: whatever repeats is not on it
         if unit == "structural":
-            i = len(self._ends) - 1
             text = self._text_between(i - p + 1, i + 1)
-            start = i - run - p
-            chars = self._ends[i] - (self._ends[start] if start >= 0 else 0)
+            chars = sum(map(len, self._texts[max(0, i - run - p + 1) : i + 1]))
             if not text.strip():
                 return chars >= cfg.whitespace_max_chars
             if "\n" in text:
                 return run + p >= cfg.structural_max_lines * p
             return chars >= cfg.structural_max_chars
         return run + p >= copies * p
+
+    def _structural_wait(self, run: int, p: int) -> int:
+        """Tokens before a repeated separator could reach its length threshold: the
+        characters missing over the unit's longest token (a lower bound)."""
+        cfg = self.config
+        i = len(self._texts) - 1
+        unit = self._texts[max(0, i - p + 1) : i + 1]
+        text = "".join(unit)
+        if "\n" in text and text.strip():
+            return max(1, (cfg.structural_max_lines - 1) * p - run)
+        chars = sum(map(len, self._texts[max(0, i - run - p + 1) : i + 1]))
+        limit = cfg.structural_max_chars if text.strip() else cfg.whitespace_max_chars
+        return max(1, -(-(limit - chars) // max(1, max(map(len, unit)))))
 
     def _token_kind(self, p: int, i: int) -> LoopKind:
         if p == 1:
@@ -213,11 +266,18 @@ class LoopDetector:
 
     def _text_between(self, start: int, stop: int) -> str:
         """Text of tokens ``start .. stop-1``."""
-        if self._joined < len(self._chunks):
-            self._text += "".join(self._chunks[self._joined :])
-            self._joined = len(self._chunks)
-        begin = self._ends[start - 1] if start > 0 else 0
-        return self._text[begin : self._ends[stop - 1]]
+        return "".join(self._texts[max(0, start) : stop])
+
+
+def _first_checks(config: GuardConfig) -> list[int]:
+    """Per period: the run at which a new candidate is first judged (the twice rule's window
+    while its second copy is written, else its ``min_copies``-th copy)."""
+    checks = [0]
+    for p in range(1, config.max_period + 1):
+        floor = (config.min_copies - 1) * p
+        window = max(6, p - config.twice_slack_tokens)
+        checks.append(window if window <= p else floor)
+    return checks
 
 
 def text_free(unit: str) -> bool:

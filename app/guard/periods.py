@@ -3,81 +3,87 @@
 from __future__ import annotations
 
 # Candidate state, kept in a small list for speed:
-# [run, exact_run, misses, unit_class, (copies, numbers_only) once judged].
-RUN, EXACT, MISSES, UNIT, NUMBERS_ONLY = 0, 1, 2, 3, 4
+# [run, exact_run, misses, next_check, unit_class once judged, (copies, numbers_only) once judged]
+RUN, EXACT, MISSES, NEXT, UNIT, NUMBERS_ONLY = 0, 1, 2, 3, 4, 5
 
-# How many of a pair's occurrences before its latest also open candidates: a unit is found
-# once one of its pairs occurs at most this often plus one in it.
-_EARLIER_PAIRS = 7
+# How many occurrences of a run of symbols before its latest also open candidates: a unit is
+# found once some run of ``_MATCH`` of its symbols occurs at most this often plus one in it.
+_EARLIER_REPEATS = 5
+# Symbols in a row that must match at a distance for it to become a candidate.
+_MATCH = 4
+# Token ids (+2) fit in this many bits (Qwen2.5's vocabulary has 151,665 tokens): the last
+# ``_MATCH`` symbols pack into one int, a number counting as 1 and "before the stream" as 0.
+_SYMBOL_BITS = 21
+_KEPT = (1 << ((_MATCH - 1) * _SYMBOL_BITS)) - 1
 
 
 class PeriodTracker:
     """Knows, after each symbol, which periods the end of the stream repeats with.
 
-    For a period ``p`` the *run* is how many of the latest symbols equal the symbol ``p``
-    places before them, so the stream ends with ``(run + p) / p`` copies of a unit of ``p``
-    symbols. Checking every ``p`` up to ``max_period`` would cost ``max_period`` steps per
-    symbol; instead a period becomes a candidate only when the current symbol (or the
-    current pair, or one of that pair's last few occurrences) lies exactly ``p`` places
-    back, which is how every loop shows itself once its second copy starts, and a
-    candidate is dropped as soon as the stream stops following it. Natural text keeps one
-    or two candidates alive at a time.
+    Symbols are token ids; a token whose text is a number comes as ``~token_id`` (negative),
+    so that copies differing only in their numbers can match. For a period ``p`` the *run*
+    is how many of the latest symbols equal the symbol ``p`` places before them, two numbers
+    counting as equal (the stream ends with ``(run + p) / p`` copies of a unit of ``p``
+    symbols); the *exact run* counts uninterrupted identical symbols (exact loops). The run
+    tolerates a small share of mismatches (fuzzy loops).
 
-    Each symbol comes as a pair: ``norm`` (numbers folded together, which lets copies that
-    differ only in their numbers match) and ``raw``. ``run`` counts matches of ``norm`` and
-    tolerates a small share of mismatches (fuzzy loops); ``exact_run`` counts uninterrupted
-    matches of ``raw`` (exact loops).
+    Checking every ``p`` up to ``max_period`` would cost ``max_period`` steps per symbol;
+    instead a period becomes a candidate only when the last four symbols (or one of their
+    last few occurrences) lie exactly ``p`` places back, which is how every loop shows
+    itself once its second copy starts, and a candidate is dropped as soon as the
+    stream stops following it. Natural text keeps one or two candidates alive at a time.
+
+    A candidate is *hot* when its run reaches its ``next_check``: the caller judges it then
+    and moves ``next_check`` to the next run worth judging (the end of the next copy, the
+    run at which a threshold could be met), so that a table row repeating legitimately is
+    judged once per copy, not once per token.
     """
 
     __slots__ = (
         "max_period",
-        "min_copies",
-        "twice_slack",
         "miss_ratio_inverse",
-        "norm",
-        "raw",
+        "seq",
         "active",
-        "_last1",
-        "_last2",
+        "_first_check",
+        "_key",
+        "_last",
         "_last_raw2",
-        "_before2",
+        "_before",
     )
 
-    def __init__(
-        self, max_period: int, max_miss_ratio: float, min_copies: int, twice_slack: int = 4
-    ) -> None:
+    def __init__(self, max_period: int, max_miss_ratio: float, first_check: list[int]) -> None:
+        """``first_check[p]``: the run at which a new candidate of period ``p`` is first hot."""
         self.max_period = max_period
-        self.twice_slack = twice_slack
-        self.min_copies = min_copies - 1  # a run of (min_copies - 1) * p is min_copies copies
         # a candidate dies when misses * inverse > run; 0 ratio means no misses allowed
         self.miss_ratio_inverse = 1.0 / max_miss_ratio if max_miss_ratio > 0 else float("inf")
-        self.norm: list[int] = []
-        self.raw: list[int] = []
+        self.seq: list[int] = []
         self.active: dict[int, list] = {}
-        self._last1: dict[int, int] = {}
-        self._last2: dict[int, int] = {}
+        self._first_check = first_check
+        self._key = 0  # the last _MATCH symbols, packed
+        self._last: dict[int, int] = {}
         self._last_raw2: dict[int, int] = {}
-        # per position i >= 1: where the pair ending there occurred before (-1: never)
-        self._before2: list[int] = []
+        # per position: where the _MATCH symbols ending there occurred before (-1: never)
+        self._before: list[int] = []
 
-    def push(self, norm_symbol: int, raw_symbol: int) -> bool:
-        """Append a symbol; True when some candidate has reached ``min_copies`` copies, or
-        is about to complete its second copy exactly (within ``twice_slack`` symbols)."""
-        norm, raw, active, slack = self.norm, self.raw, self.active, self.twice_slack
-        i = len(norm)
-        norm.append(norm_symbol)
-        raw.append(raw_symbol)
-        dead = None
-        hot = False
+    def push(self, symbol: int) -> list[int] | None:
+        """Append a symbol; the periods that became hot, or None."""
+        seq, active = self.seq, self.active
+        i = len(seq)
+        seq.append(symbol)
+        hot = dead = None
         for p, state in active.items():
-            if norm[i - p] == norm_symbol:
+            back = seq[i - p]
+            if back == symbol or (back < 0 and symbol < 0):  # two numbers: equal once folded
                 state[RUN] += 1
-                exact = state[EXACT] = state[EXACT] + 1 if raw[i - p] == raw_symbol else 0
-                if state[RUN] >= self.min_copies * p or (p - slack <= exact <= p and exact >= 6):
-                    hot = True
+                state[EXACT] = state[EXACT] + 1 if back == symbol else 0
+                if state[RUN] >= state[NEXT]:  # judged on a match only: a miss adds nothing
+                    if hot is None:
+                        hot = [p]
+                    else:
+                        hot.append(p)
             else:
-                state[MISSES] += 1
                 state[EXACT] = 0
+                state[MISSES] += 1
                 if state[MISSES] * self.miss_ratio_inverse > state[RUN]:
                     if dead is None:
                         dead = [p]
@@ -88,70 +94,65 @@ class PeriodTracker:
         if dead is not None:
             for p in dead:
                 del active[p]
-
-        # Distances beyond max_period or already followed are filtered here, before the
-        # call: most repeats of natural text (" de" a page apart) are of that sort.
-        max_period = self.max_period
-        last1, last2, before = self._last1, self._last2, self._before2
-        last = last1.get(norm_symbol)
-        last1[norm_symbol] = i
-        # A candidate opens once two symbols in a row match at its distance: opening on
-        # one would churn through every common token (" de", ",") of natural text.
-        if (
-            last is not None
-            and 0 < last >= i - max_period
-            and norm[i - 1] == norm[last - 1]
-            and i - last not in active
-        ):
-            hot = self._open(i, i - last) or hot
-        if i:
-            pair = (norm[i - 1] << 21) | (norm_symbol + 1)
-            last = last2.get(pair)
-            last2[pair] = i
-            before.append(-1 if last is None else last)
-            if last is not None and last >= i - max_period:
-                if i - last not in active:
-                    hot = self._open(i, i - last) or hot
-                # Walk back through the pair's earlier occurrences too: in a unit where every
-                # symbol and pair recurs (A A B A B A: pairs 2 and 4 apart, never 6), the
-                # pair's m-th occurrence back is one whole unit back, m being how often the
-                # pair occurs in the unit. Bounded, and only where three symbols match, so
-                # the common pairs of clean text do not open a candidate each.
-                lowest = max(2, i - max_period)
-                third = norm[i - 2]  # i >= 2: the pair occurred before
-                for _ in range(_EARLIER_PAIRS):
-                    last = before[last - 1]
-                    if last < lowest:  # so is -1, no earlier occurrence
-                        break
-                    if norm[last - 2] == third and i - last not in active:
-                        hot = self._open(i, i - last) or hot
-            if raw_symbol != norm_symbol:
-                # Folded numbers hide the period of a loop made only of numbers: " 20","2","5"
-                # repeated (a year run) is one folded symbol over and over, period 1, whose
-                # raw tokens never match. Its raw pairs give the real period.
-                pair = (raw[i - 1] << 21) | (raw_symbol + 1)
-                last = self._last_raw2.get(pair)
-                self._last_raw2[pair] = i
-                if last is not None and last >= i - max_period and i - last not in active:
-                    hot = self._open(i, i - last) or hot
+        # A candidate opens once _MATCH symbols in a row match at its distance: opening on
+        # fewer would churn through the common pairs (" de", ", ") of natural text and the
+        # short repeats all through tables and receipts, each candidate dying at once.
+        key = ((self._key & _KEPT) << _SYMBOL_BITS) | (symbol + 2 if symbol >= 0 else 1)
+        self._key = key
+        last = self._last.get(key)
+        self._last[key] = i
+        self._before.append(-1 if last is None else last)
+        if last is not None and last >= i - self.max_period:
+            hot = self._open_repeats(i, last, hot)
+        if symbol < 0 and i:
+            # Folded numbers hide the period of a loop made only of numbers: " 20","2","5"
+            # repeated (a year run) is one folded symbol over and over, period 1, whose raw
+            # tokens never match. Its raw pairs give the real period.
+            previous = seq[i - 1]
+            raw = ((previous if previous >= 0 else ~previous) << _SYMBOL_BITS) | ~symbol
+            last = self._last_raw2.get(raw)
+            self._last_raw2[raw] = i
+            if last is not None and last >= i - self.max_period and i - last not in active:
+                hot = self._open(i, i - last, hot)
         return hot
 
-    def _open(self, i: int, p: int) -> bool:
-        if p > self.max_period or p in self.active:
-            return False
-        norm, raw = self.norm, self.raw
+    def _open_repeats(self, i: int, last: int, hot: list[int] | None) -> list[int] | None:
+        """Open the distance to the latest occurrence ``last`` of the symbols ending at ``i``,
+        and to their earlier ones: in a unit where every run of symbols recurs (A A B A B A:
+        pairs 2 and 4 apart, never 6), the m-th occurrence back is one whole unit back, m
+        being how often the run occurs in the unit. Bounded."""
+        active, before = self.active, self._before
+        lowest = i - self.max_period
+        if i - last in active:
+            return hot  # followed already: the stream repeats it, and its multiples with it
+        for _ in range(_EARLIER_REPEATS + 1):
+            if i - last not in active:
+                hot = self._open(i, i - last, hot)
+            last = before[last]
+            if last < lowest:  # so is -1, no earlier occurrence
+                break
+        return hot
+
+    def _open(self, i: int, p: int, hot: list[int] | None) -> list[int] | None:
+        seq = self.seq
         # Measure how far back the period already holds: a loop whose unit repeats a
         # symbol internally is discovered a little late, and its run must not restart.
-        # Bounded, so a late discovery costs at most a few copies of the unit.
+        # Bounded, so a late discovery costs at most a few copies of the unit. Identical
+        # symbols first (the exact run), then numbers that differ (the run goes on).
         limit = max(0, i - 8 * p - 64, p - 1)
         j = i
-        while j > limit and norm[j] == norm[j - p]:
+        while j > limit and seq[j] == seq[j - p]:
             j -= 1
+        exact = i - j
+        while j > limit and seq[j] < 0 and seq[j - p] < 0:
+            j -= 1
+            while j > limit and seq[j] == seq[j - p]:
+                j -= 1
         run = i - j
         if run == 0:
-            return False
-        k = i
-        while k > j and raw[k] == raw[k - p]:
-            k -= 1
-        self.active[p] = [run, i - k, 0, None, None]
-        return run >= self.min_copies * p
+            return hot
+        first = self._first_check[p]
+        self.active[p] = [run, exact, 0, first, None, None]
+        if run < first:
+            return hot
+        return [p] if hot is None else [*hot, p]

@@ -29,7 +29,7 @@ def classify_unit(text: str) -> UnitClass:
     table has columns. Whole table rows and receipt or invoice items (an amount and a
     quantity) count as records: a page lists the same item several times legitimately.
     """
-    bare = _TAG.sub("", _aligned(text))
+    bare = _TAG.sub("", aligned(text))
     lines = [line.strip() for line in bare.split("\n") if line.strip()]
     if "\n" in bare and lines and all(len(line) >= 8 and len(set(line)) == 1 for line in lines):
         return "content"
@@ -43,7 +43,7 @@ def classify_unit(text: str) -> UnitClass:
     return "content"
 
 
-def _aligned(unit: str) -> str:
+def aligned(unit: str) -> str:
     """The unit rotated to start at a line start: a token period's copy can begin anywhere
     (``9\\nVl. Total\\n4,9`` is a copy of ``Vl. Total\\n4,99\\n``)."""
     cut = unit.find("\n")
@@ -90,6 +90,37 @@ def normalize_numbers(line: str) -> str:
     """``normalize_line`` with every number replaced by ``0``: copies of a fuzzy loop that
     differ only in their numbers become equal."""
     return _DIGITS.sub("0", normalize_line(line))
+
+
+# Article and section numbers written as CJK numerals (第二条, 第十一章): numbers like any other.
+_CJK_ENUMERATOR = re.compile(r"第[〇零一二三四五六七八九十百千两]+([条章节款项编回])")
+# What numbers a sentence in a list: 第0条, Art. 0, Artigo 0, Cláusula 0, Item 0, § 0.
+_ENUMERATOR = re.compile(r"^(?:第0[条章节款项编回]|(?:art(?:igo)?|cl[aá]usula|item|§)\.?\s*0)")
+_EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+_COUNTED_MIN_LETTERS = 12
+
+
+def line_key(line: str) -> str:
+    """A normalized line with its numbers folded, CJK article numbers included: the key
+    under which lines that differ only in their numbers are equal."""
+    key = normalize_numbers(line)
+    if "第" in key:
+        key = _CJK_ENUMERATOR.sub(r"第0\1", key)
+    return key
+
+
+def counted_body(line: str, min_words: int) -> bool:
+    """Whether a normalized line is one sentence of prose under a counter: its numbers all
+    sit before the words (``第二条``, ``Art. 7``, a timestamp, a list number) or after
+    them (``...; 12``), and between them stand at least ``min_words`` words. Rows of a
+    schedule or statement carry numbers among their words (dates, amounts) and are not."""
+    key = line_key(line)
+    if "0" not in key:
+        return False
+    body = _EDGES.sub("", _ENUMERATOR.sub("", _EDGES.sub("", key)))
+    if any(c.isdigit() for c in body) or word_count(body) < min_words:
+        return False
+    return sum(1 for c in body if c.isalpha()) >= _COUNTED_MIN_LETTERS
 
 
 def has_letters(text: str, minimum: int = 1) -> bool:

@@ -70,13 +70,14 @@ def test_fuzzy_loop_with_changing_numbers():
 
 
 def test_counting_loop_needs_more_copies_than_a_drifting_one():
-    # copies that differ only in a counter: a payment schedule looks the same for 36 rows
-    row = "Artigo {}. O contribuinte deverá apresentar a declaração.\n"
-    counting = "".join(row.format(i) for i in range(1, 90))
+    # rows that differ only in their numbers, standing among their words: a statement or
+    # payment schedule looks the same for dozens of rows
+    row = "Parcela {} paga em 10/{:02d}/2025 no valor de R$ 150,00 conforme contrato.\n"
+    counting = "".join(row.format(i, i % 12 + 1) for i in range(1, 90))
     verdict = scan_text(counting)
     needed = DEFAULT_CONFIG.fuzzy_numbers_min_copies
     assert verdict is not None and verdict.kind == "fuzzy_loop" and verdict.repeats == needed
-    assert scan_text("".join(row.format(i) for i in range(1, needed))) is None
+    assert scan_text("".join(row.format(i, i % 12 + 1) for i in range(1, needed))) is None
     # copies in which one word drifts (never the same spelling twice) trip much earlier
     letters = "abcdefghij"
     drifting = "".join(
@@ -87,6 +88,43 @@ def test_counting_loop_needs_more_copies_than_a_drifting_one():
     verdict = scan_text(drifting)
     assert verdict is not None and verdict.kind == "fuzzy_loop"
     assert verdict.repeats <= DEFAULT_CONFIG.fuzzy_min_copies + 1
+
+
+COUNTED = {
+    "article-numbers": "Artigo {}. O contribuinte deverá apresentar a declaração.\n",
+    "cjk-articles": "第{}条民事主体在民事活动中的法律地位一律平等。\n\n",
+    "trailing-counter": "Casting down their golden crowns around the glassy sea; {}\n",
+    "timestamps": "[00:06:{:02d}.760 --> 00:06:59.760]   End of appendix C.\n",
+}
+CJK_NUMERALS = "二三四五六七八九十"
+
+
+@pytest.mark.parametrize("row", COUNTED.values(), ids=COUNTED.keys())
+def test_one_sentence_under_a_running_counter_trips_early(row):
+    def rows(count: int) -> str:
+        numbers = CJK_NUMERALS if "第" in row else range(2, 2 + count)
+        return "".join(row.format(n) for n in list(numbers)[:count])
+
+    needed = DEFAULT_CONFIG.counter_min_copies
+    verdict = scan_text(INTRO + rows(needed))
+    assert verdict is not None and verdict.kind == "fuzzy_loop" and verdict.repeats == needed
+    assert scan_text(INTRO + rows(needed - 1)) is None
+
+
+COUNTED_LOOK_ALIKES = {
+    "revoked-articles": "".join(f"Art. {n}. (Revogado).\n" for n in range(10, 30)),
+    "revoked-by-law": "".join(
+        f"Art. {n}. (Revogado pela Lei nº 13.105, de 2015)\n" for n in range(10, 30)
+    ),
+    "numbered-blanks": "".join(f"{n}. ________________________________\n" for n in range(1, 30)),
+    "short-items": "".join(f"Questão {n}: ( ) Sim ( ) Não\n" for n in range(1, 30)),
+    "installments": "".join(f"Parcela {n:02d} de 48 - R$ 150,00\n" for n in range(1, 49)),
+}
+
+
+@pytest.mark.parametrize("text", COUNTED_LOOK_ALIKES.values(), ids=COUNTED_LOOK_ALIKES.keys())
+def test_numbered_lines_that_are_not_one_counted_sentence_do_not_trip(text):
+    assert scan_text(text) is None
 
 
 def test_number_run_split_into_several_number_tokens():

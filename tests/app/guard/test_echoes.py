@@ -84,3 +84,27 @@ def test_more_lines_than_the_page_holds_trips_a_repeated_line():
     verdicts = [detector.feed((i,), p) for i, p in zip(ids, pieces)]
     tripped = [v for v in verdicts if v]
     assert tripped and tripped[0].kind == "line_loop"  # the page holds 4 lines, not 8
+
+
+ANSWER = (
+    "Pressão alta é uma doença crônica que exige acompanhamento e tratamento contínuos.\n"
+    "1. **Alimentação saudável**:\n"
+    "   - Limite o sal a seis gramas por dia.\n"
+    "   - Coma mais frutas e verduras.\n"
+)
+
+
+def test_output_starting_over_in_the_middle_of_a_line_trips():
+    # the answer restarts from its first line, spliced behind a list marker (U+FFFD where
+    # the stream broke), then goes on with the line that followed it the first time
+    first, second, *_ = ANSWER.splitlines()
+    text = ANSWER + "   - \ufffd" + first + "\n" + second + "\n"
+    verdict = scan_text(text)
+    assert verdict is not None and verdict.kind == "block_reemission" and verdict.repeats == 2
+    assert scan_text(ANSWER + "   - \ufffd" + first + "\nOutra coisa.\n") is None
+
+
+def test_a_sheet_printed_again_or_a_refrain_with_a_lead_in_is_not_a_restart():
+    first, second, *_ = ANSWER.splitlines()
+    assert scan_text(ANSWER + "2ª via\n" + first + "\n" + second + "\n") is None
+    assert scan_text(ANSWER + "E todos cantam: " + first + "\n" + second + "\n") is None
