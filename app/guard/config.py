@@ -136,6 +136,15 @@ class GuardConfig:
     """Share of the longer line that the common start and end of two lines cover for them
     to count as variations of one template."""
 
+    stutter_min_chars: int = 30
+    """A line that writes a phrase of prose this long twice (the copy after the original,
+    other text maybe between, all on the one line) stutters..."""
+
+    stutter_window_tokens: int = 256
+    """...and a second stutter within this many tokens of the first trips: a long name
+    written twice in one sentence is legitimate once, a model that re-emits the clauses it
+    just wrote does it line after line."""
+
     overflow_margin_lines: int = 3
     """With the page's line count known: once the output has written more lines than the
     page holds, plus this margin (or half the page's lines, whichever is more), a line that

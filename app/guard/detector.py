@@ -43,6 +43,7 @@ class LoopDetector:
         self._texts: list[str] = []  # per token: its text (a step's text goes to its last token)
         self._numeric: dict[int, bool] = {}
         self._escape = False  # the last delta ended inside a JSON escape (a lone backslash)
+        self._stutter: int | None = None  # where the last stutter ended
 
     @property
     def tokens_seen(self) -> int:
@@ -58,8 +59,11 @@ class LoopDetector:
             is_number = self._numeric.get(tid)
             if is_number is None:
                 is_number = self._numeric[tid] = text_delta.strip().isdigit()
-            hot = self._tokens.push(~tid if is_number else tid)
+            tokens = self._tokens
+            hot = tokens.push(~tid if is_number else tid)
             if hot is not None and self._check_tokens(hot):
+                return self.verdict
+            if tokens.echoes and self._check_echoes():
                 return self.verdict
         elif self._feed_tokens(token_ids, text_delta):
             return self.verdict
@@ -83,6 +87,8 @@ class LoopDetector:
             texts.append(text_delta if n == last else "")
             hot = push(~tid if numeric.get(tid) else tid)
             if hot is not None and self._check_tokens(hot):
+                return True
+            if self._tokens.echoes and self._check_echoes():
                 return True
         return False
 
@@ -141,6 +147,27 @@ class LoopDetector:
                     self.verdict = self._verdict("fuzzy_loop", p, run, i)
                     return True
             state[NEXT] = self._next_check(state, p)
+        return False
+
+    def _check_echoes(self) -> bool:
+        """Stutters: a phrase of prose copied within its own line (``the meaning of life ...
+        elegantly meaning of life ...``). The second within ``stutter_window_tokens`` of the
+        first trips."""
+        cfg = self.config
+        echoes, self._tokens.echoes = self._tokens.echoes, []
+        for i, p, exact in echoes:
+            copy = self._text_between(i - exact, i)
+            if not _prose(copy, cfg.stutter_min_chars):
+                continue
+            span = self._text_between(i - exact - p, i).strip("\n")
+            if "\n" in span or "\\n" in span:
+                continue  # the copy is on another line: the line views judge that
+            first = self._stutter
+            if first is not None and i - first < cfg.stutter_window_tokens:
+                onset = i - exact - p
+                self.verdict = Verdict("block_reemission", p, onset, repeats=2, trip_at=i + 1)
+                return True
+            self._stutter = i
         return False
 
     def _next_check(self, state: list, p: int) -> int:
@@ -278,6 +305,16 @@ def _first_checks(config: GuardConfig) -> list[int]:
         window = max(6, p - config.twice_slack_tokens)
         checks.append(window if window <= p else floor)
     return checks
+
+
+def _prose(text: str, min_chars: int) -> bool:
+    """At least ``min_chars`` of words: letters are most of what is not a space, and no
+    table cell (a repeated value of a row is not a stutter)."""
+    text = text.strip()
+    if len(text) < min_chars or "|" in text or "\t" in text:
+        return False
+    letters = sum(1 for c in text if c.isalpha())
+    return letters * 10 >= 7 * (len(text) - text.count(" "))
 
 
 def text_free(unit: str) -> bool:

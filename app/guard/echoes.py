@@ -14,6 +14,10 @@ from .verdict import Verdict
 # "I - (revogado)", "II - (revogado)" differ in them only.
 _CJK_NUMBER = re.compile(r"[一二三四五六七八九十百千零〇]+")
 
+# A row drifting in its spelling: this long at least, and this share of it unchanged.
+_ROW_MIN_CHARS = 40
+_ROW_SIMILARITY = 0.95
+
 _EDGE_MARKUP = re.compile(r"^[\s*_`>#-]+|[\s*_`]+$")
 
 
@@ -42,7 +46,7 @@ class EchoTracker:
             if classify_unit(bare) != "content":
                 return None
             return Verdict("block_reemission", end - before_start, before_start, 2, end)
-        if self._variation(before, bare, prefix, suffix) and classify_unit(bare) == "content":
+        if self._variation(before, bare, prefix, suffix):
             if self._run == 0:
                 self._run_start = before_start
             self._run += 1
@@ -70,14 +74,21 @@ class EchoTracker:
         same character: copies drifting in their spelling). Lines that differ only in their
         numbers or list markers (a schedule, an index, revoked articles) are the
         numbers-folded view's, which needs many more copies."""
+        cfg = self.config
         longer = max(len(before), len(line))
         if min(len(before), len(line)) < 12:
             return False
-        similar = min(prefix + suffix, longer) / longer >= self.config.template_similarity
-        if not similar and len(before) == len(line):
-            same = sum(map(operator.eq, before, line))
-            similar = same / longer >= self.config.template_similarity
-        return similar and _fold(before) != _fold(line)
+        similarity = min(prefix + suffix, longer) / longer
+        if similarity < _ROW_SIMILARITY and len(before) == len(line):
+            similarity = max(similarity, sum(map(operator.eq, before, line)) / longer)
+        if similarity < cfg.template_similarity or _fold(before) == _fold(line):
+            return False
+        unit = classify_unit(line)
+        if unit == "content":
+            return True
+        # table rows and receipt items vary in their values row after row: only a long row
+        # with a letter or two changed (the same row, misspelt anew) is a drifting copy
+        return unit == "record" and longer >= _ROW_MIN_CHARS and similarity >= _ROW_SIMILARITY
 
 
 def common_prefix(a: str, b: str) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .config import GuardConfig
 from .echoes import EchoTracker
-from .structure import classify_unit, counted_body, has_letters, line_key, normalize_line
+from .structure import classify_unit, counted_sentence, has_letters, line_key, normalize_line
 from .verdict import LoopKind, Verdict
 
 # Characters of a line's end under which earlier lines are found again (a restart).
@@ -39,6 +39,7 @@ class LineTracker:
         self._seen: dict[str, list[int]] = {}  # line -> [count, first line, first token]
         self._endings: dict[str, int] = {}  # a long line's last characters -> that line
         self._restart: int | None = None  # a line re-emitted spliced into another, awaiting
+        self._counter: tuple[str | None, int] = (None, 0)  # counted sentence, consecutive lines
         self._echoes = EchoTracker(config)
 
     def extend(self, text: str) -> None:
@@ -80,6 +81,7 @@ class LineTracker:
             verdict = self._check_overflow(fuzzy, n, end)
         return (
             verdict
+            or self._check_counter(norm, n, end)
             or self._check_restart(norm, n, end)
             or self._check_reemission(norm, n, start, end)
             or self._echoes.feed(norm, start, end)
@@ -130,10 +132,7 @@ class LineTracker:
         if run_fuzzy > run_exact and unit == "content":
             # lines match here with their numbers folded: copies differ in numbers only
             span = run_fuzzy + q
-            needed = cfg.fuzzy_copies_needed(period, numbers_only=True)
-            if q == 1 and counted_body(self._lines[n], cfg.counter_min_words):
-                needed = cfg.counter_min_copies  # one sentence under a running counter
-            if span >= needed * q:
+            if span >= cfg.fuzzy_copies_needed(period, numbers_only=True) * q:
                 return self._verdict("fuzzy_loop", period, n + 1 - span, span // q, end)
         return None
 
@@ -159,6 +158,22 @@ class LineTracker:
             return False
         cut = len(line) - len(unit)
         return cut > 0 and line.endswith(unit) and not line[cut - 1].isalnum()
+
+    def _check_counter(self, norm: str, n: int, end: int) -> Verdict | None:
+        """One sentence written again and again under a running counter: consecutive lines
+        whose counted sentence is the same while the line changes."""
+        cfg = self.config
+        body = counted_sentence(norm, cfg.counter_min_words)
+        previous, run = self._counter
+        if body is None:
+            self._counter = (None, 0)
+            return None
+        run = run + 1 if body == previous and norm != self._lines[n - 1] else 1
+        self._counter = (body, run)
+        if run < cfg.counter_min_copies:
+            return None
+        period = max(1, (end - self._begins[n - run + 1]) // run)
+        return self._verdict("fuzzy_loop", period, n - run + 1, run, end)
 
     def _check_restart(self, norm: str, n: int, end: int) -> Verdict | None:
         """The output starting over in the middle of a line: a line ends with an earlier

@@ -11,6 +11,8 @@ RUN, EXACT, MISSES, NEXT, UNIT, NUMBERS_ONLY = 0, 1, 2, 3, 4, 5
 _EARLIER_REPEATS = 5
 # Symbols in a row that must match at a distance for it to become a candidate.
 _MATCH = 4
+# An exact run at least this long that ends is reported as an echo (a copied phrase).
+_ECHO_MIN = 6
 # Token ids (+2) fit in this many bits (Qwen2.5's vocabulary has 151,665 tokens): the last
 # ``_MATCH`` symbols pack into one int, a number counting as 1 and "before the stream" as 0.
 _SYMBOL_BITS = 21
@@ -44,6 +46,7 @@ class PeriodTracker:
         "miss_ratio_inverse",
         "seq",
         "active",
+        "echoes",
         "_first_check",
         "_key",
         "_last",
@@ -58,6 +61,8 @@ class PeriodTracker:
         self.miss_ratio_inverse = 1.0 / max_miss_ratio if max_miss_ratio > 0 else float("inf")
         self.seq: list[int] = []
         self.active: dict[int, list] = {}
+        # (position, period, exact run) of exact copies that just ended; the caller empties it
+        self.echoes: list[tuple[int, int, int]] = []
         self._first_check = first_check
         self._key = 0  # the last _MATCH symbols, packed
         self._last: dict[int, int] = {}
@@ -82,6 +87,8 @@ class PeriodTracker:
                     else:
                         hot.append(p)
             else:
+                if state[EXACT] >= _ECHO_MIN:
+                    self.echoes.append((i, p, state[EXACT]))
                 state[EXACT] = 0
                 state[MISSES] += 1
                 if state[MISSES] * self.miss_ratio_inverse > state[RUN]:

@@ -94,9 +94,12 @@ def normalize_numbers(line: str) -> str:
 
 # Article and section numbers written as CJK numerals (第二条, 第十一章): numbers like any other.
 _CJK_ENUMERATOR = re.compile(r"第[〇零一二三四五六七八九十百千两]+([条章节款项编回])")
-# What numbers a sentence in a list: 第0条, Art. 0, Artigo 0, Cláusula 0, Item 0, § 0.
-_ENUMERATOR = re.compile(r"^(?:第0[条章节款项编回]|(?:art(?:igo)?|cl[aá]usula|item|§)\.?\s*0)")
-_EDGES = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+# What numbers a sentence in a list, at a line's start: a run of marks and digits (a list
+# number, a timestamp), 第0条, Art. 7, Artigo 7, Cláusula 7, Item 7; or a number at its end.
+_LEADING = re.compile(
+    r"[\W\d_]*\d[\W\d_]*|(?:第0[条章节款项编回]|(?:art(?:igo)?|cl[aá]usula|item)\.?\s*\d+\S*)"
+)
+_TRAILING = re.compile(r"\s\d[\d.,:/-]*\W*$")
 _COUNTED_MIN_LETTERS = 12
 
 
@@ -109,18 +112,29 @@ def line_key(line: str) -> str:
     return key
 
 
-def counted_body(line: str, min_words: int) -> bool:
-    """Whether a normalized line is one sentence of prose under a counter: its numbers all
-    sit before the words (``第二条``, ``Art. 7``, a timestamp, a list number) or after
-    them (``...; 12``), and between them stand at least ``min_words`` words. Rows of a
-    schedule or statement carry numbers among their words (dates, amounts) and are not."""
-    key = line_key(line)
-    if "0" not in key:
-        return False
-    body = _EDGES.sub("", _ENUMERATOR.sub("", _EDGES.sub("", key)))
-    if any(c.isdigit() for c in body) or word_count(body) < min_words:
-        return False
-    return sum(1 for c in body if c.isalpha()) >= _COUNTED_MIN_LETTERS
+def counted_sentence(line: str, min_words: int) -> str | None:
+    """A normalized line as one sentence of prose under a counter: the line with its leading
+    number (a list number, 第二条, Art. 7, a timestamp) or its trailing number masked,
+    when what remains is at least ``min_words`` words; None otherwise. Numbers inside the
+    sentence stay: they must be the same from copy to copy, so the rows of a schedule or
+    statement (a changing date or amount among the words) are not counted sentences, and
+    neither is a parenthesised note (``Art. 12. (Revogado pela Lei nº 9.876)``)."""
+    if "|" in line or "\t" in line:
+        return None  # a table row: its cells are the numbers view's
+    if "第" in line:
+        line = _CJK_ENUMERATOR.sub(r"第0\1", line)
+    head = _LEADING.match(line)
+    start = head.end() if head else 0
+    tail = _TRAILING.search(line, start)
+    stop = tail.start() if tail else len(line)
+    if start == 0 and tail is None:
+        return None
+    body = line[start:stop].strip()
+    if body.startswith(("(", "[")) or word_count(body) < min_words:
+        return None
+    if sum(1 for c in body if c.isalpha()) < _COUNTED_MIN_LETTERS:
+        return None
+    return body
 
 
 def has_letters(text: str, minimum: int = 1) -> bool:

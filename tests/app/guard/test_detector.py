@@ -95,6 +95,7 @@ COUNTED = {
     "cjk-articles": "第{}条民事主体在民事活动中的法律地位一律平等。\n\n",
     "trailing-counter": "Casting down their golden crowns around the glassy sea; {}\n",
     "timestamps": "[00:06:{:02d}.760 --> 00:06:59.760]   End of appendix C.\n",
+    "numbers-inside": "On January 10, 2015, the agency received 1 report on the child. {}\n",
 }
 CJK_NUMERALS = "二三四五六七八九十"
 

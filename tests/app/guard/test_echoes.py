@@ -108,3 +108,49 @@ def test_a_sheet_printed_again_or_a_refrain_with_a_lead_in_is_not_a_restart():
     first, second, *_ = ANSWER.splitlines()
     assert scan_text(ANSWER + "2ª via\n" + first + "\n" + second + "\n") is None
     assert scan_text(ANSWER + "E todos cantam: " + first + "\n" + second + "\n") is None
+
+
+CLAUSE = "the meaning of life, with respect to Python, is arguably to solve problems"
+OTHER = "and efficiently, since its design philosophy emphasizes readability"
+
+
+def test_lines_that_write_their_own_clauses_again_trip():
+    # each clause comes back within its own line, interleaved with the text around it
+    first = f"The {CLAUSE} elegantly, as one says, {CLAUSE} quickly {OTHER}.\n"
+    second = f"Its ecosystem {OTHER} of libraries, they say, {OTHER} helps.\n"
+    verdict = scan_text(INTRO + first + second)
+    assert verdict is not None and verdict.kind == "block_reemission" and verdict.repeats == 2
+    assert scan_text(INTRO + first + "Its ecosystem of libraries helps.\n") is None  # once
+
+
+def test_one_long_name_written_twice_in_a_sentence_is_legitimate():
+    name = "Conselho Nacional dos Direitos da Pessoa com Deficiência"
+    text = (
+        f"Art. 4º O {name} terá sede em Brasília, e os membros do {name} serão nomeados.\n"
+        "Art. 5º Compete ao Conselho aprovar o seu regimento interno.\n"
+        f"Art. 6º O presidente do {name} convocará as reuniões.\n"
+    )
+    assert scan_text(text) is None
+
+
+ROW = "| DHAW20190047 | 07/12/2019 | CITIBANK TRAVEL CARD | AIRFARE DETROIT TO ST LOUIS | 463.30 |"
+
+
+def test_a_table_row_misspelt_anew_row_after_row_trips():
+    rows = []
+    for k in range(8):
+        chars = list(ROW)
+        spot = 20 + 7 * k  # one letter changed, somewhere else each time
+        chars[spot] = "x" if chars[spot] != "x" else "y"
+        rows.append("".join(chars))
+    verdict = scan_text(INTRO + ROW + "\n" + "\n".join(rows) + "\n")
+    assert verdict is not None and verdict.kind == "fuzzy_loop"
+
+
+def test_table_rows_that_differ_in_their_values_do_not_trip():
+    names = ["ANA SOUZA", "JOSE LIMA", "RITA MELO", "LUIS REIS", "EVA COSTA", "RUI PAIVA"]
+    rows = "".join(
+        f"| DHAW2019004{k} | 07/12/2019 | {name} | AIRFARE DETROIT TO ST LOUIS | 463.30 |\n"
+        for k, name in enumerate(names)
+    )
+    assert scan_text(INTRO + rows) is None
