@@ -6,12 +6,14 @@ from collections.abc import Iterable, Sequence
 
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
 from .lines import LineTracker
-from .periods import EXACT, NEXT, NUMBERS_ONLY, RUN, UNIT, PeriodTracker
+from .periods import CHECK_AT, NUMBERS_ONLY, RUN_START, UNIT, PeriodTracker, runs
 from .structure import LIST_MARKER, aligned, classify_unit, fold_numbers, word_count
 from .verdict import LoopKind, Verdict
 
 # Below this period a unit without a newline is an n-gram; from it on, an inline block.
 _INLINE_MIN_PERIOD = 16
+# Distinct plain token texts remembered (bounds memory on adversarial streams).
+_PLAIN_TEXTS = 65_536
 # Tokens looked back at most to find where the current line began.
 _LINE_BACK = 256
 
@@ -41,7 +43,13 @@ class LoopDetector:
         self._lines = LineTracker(cfg, self.page_lines)
         self._pending_line = self._lines.current
         self._texts: list[str] = []  # per token: its text (a step's text goes to its last token)
-        self._numeric: dict[int, bool] = {}
+        # bound once: feed runs per token and is most of the guard's time with push
+        self._add_text = self._texts.append
+        self._push = self._tokens.push
+        self._echoes = self._tokens.echoes
+        self._symbols: dict[int, int] = {}  # token id -> its symbol for the period tracker
+        # token texts seen to hold no line break and no backslash (a set lookup is one step)
+        self._plain: set[str] = {""}
         self._escape = False  # the last delta ended inside a JSON escape (a lone backslash)
         self._stutter: int | None = None  # where the last stutter ended
 
@@ -55,18 +63,22 @@ class LoopDetector:
             return None
         if len(token_ids) == 1:
             tid = token_ids[0]
-            self._texts.append(text_delta)
-            is_number = self._numeric.get(tid)
-            if is_number is None:
-                is_number = self._numeric[tid] = text_delta.strip().isdigit()
-            tokens = self._tokens
-            hot = tokens.push(~tid if is_number else tid)
+            self._add_text(text_delta)
+            symbol = self._symbols.get(tid)
+            if symbol is None:  # a number's symbol is ~tid (app/guard/periods.py)
+                symbol = self._symbols[tid] = ~tid if text_delta.strip().isdigit() else tid
+            hot = self._push(symbol)
             if hot is not None and self._check_tokens(hot):
                 return self.verdict
-            if tokens.echoes and self._check_echoes():
+            if self._echoes and self._check_echoes():
                 return self.verdict
+            if text_delta in self._plain and not self._escape:  # most tokens
+                if text_delta:
+                    self._pending_line.append(text_delta)  # LineTracker.extend, inlined
+                return None
         elif self._feed_tokens(token_ids, text_delta):
             return self.verdict
+        raw = text_delta
         if "\\" in text_delta or self._escape:
             text_delta = self._unescape(text_delta)
         if "\n" in text_delta:
@@ -75,20 +87,22 @@ class LoopDetector:
                 self.verdict = verdict
                 return verdict
         elif text_delta:
-            self._pending_line.append(text_delta)  # LineTracker.extend, inlined: every token
+            self._pending_line.append(text_delta)  # LineTracker.extend, inlined
+            if "\\" not in raw and len(self._plain) < _PLAIN_TEXTS:
+                self._plain.add(raw)  # neither an escape nor a line break: plain from now on
         return None
 
     def _feed_tokens(self, token_ids: Sequence[int], text_delta: str) -> bool:
         """Several tokens in one step: their text is known as a whole, and belongs to the
         last one (a token's text is only known when it arrives alone)."""
-        numeric, texts, push = self._numeric, self._texts, self._tokens.push
+        symbols, texts, push = self._symbols, self._texts, self._tokens.push
         last = len(token_ids) - 1
         for n, tid in enumerate(token_ids):
             texts.append(text_delta if n == last else "")
-            hot = push(~tid if numeric.get(tid) else tid)
+            hot = push(symbols.get(tid, tid))
             if hot is not None and self._check_tokens(hot):
                 return True
-            if self._tokens.echoes and self._check_echoes():
+            if self._echoes and self._check_echoes():
                 return True
         return False
 
@@ -114,7 +128,7 @@ class LoopDetector:
             state = active.get(p)
             if state is None:
                 continue
-            run, exact = state[RUN], state[EXACT]
+            run, exact = runs(state, i)
             if (
                 p - cfg.twice_slack_tokens <= exact <= p
                 and exact >= 6
@@ -146,7 +160,7 @@ class LoopDetector:
                 ):
                     self.verdict = self._verdict("fuzzy_loop", p, run, i)
                     return True
-            state[NEXT] = self._next_check(state, p)
+            state[CHECK_AT] = state[RUN_START] + self._next_check(state, p, run, exact) - 1
         return False
 
     def _check_echoes(self) -> bool:
@@ -154,7 +168,8 @@ class LoopDetector:
         elegantly meaning of life ...``). The second within ``stutter_window_tokens`` of the
         first trips."""
         cfg = self.config
-        echoes, self._tokens.echoes = self._tokens.echoes, []
+        echoes = list(self._echoes)
+        self._echoes.clear()
         for i, p, exact in echoes:
             copy = self._text_between(i - exact, i)
             if not _prose(copy, cfg.stutter_min_chars):
@@ -170,11 +185,11 @@ class LoopDetector:
             self._stutter = i
         return False
 
-    def _next_check(self, state: list, p: int) -> int:
+    def _next_check(self, state: list, p: int, run: int, exact: int) -> int:
         """The next run at which the candidate could trip: a lower bound, so that nothing is
         missed, and far enough that a legitimately repeated unit is judged about once a copy."""
         cfg = self.config
-        run, exact, unit = state[RUN], state[EXACT], state[UNIT]
+        unit = state[UNIT]
         upcoming = []
         if exact < p:  # an exact second copy may still be written: the twice rule's window
             upcoming.append(run + max(1, max(6, p - cfg.twice_slack_tokens) - exact))
@@ -196,7 +211,8 @@ class LoopDetector:
     def _shorter_period_covers(self, p: int, exact: int) -> bool:
         """Whether a shorter period already explains the span (four copies of a short unit
         are not two copies of a long one: the short unit's own threshold decides)."""
-        return any(q < p and state[RUN] >= exact for q, state in self._tokens.active.items())
+        i = len(self._texts) - 1
+        return any(q < p and runs(state, i)[0] >= exact for q, state in self._tokens.active.items())
 
     def _twice(self, p: int, exact: int, i: int) -> bool:
         """Whether the span just written again, whole and right after its first copy, is a
@@ -236,7 +252,7 @@ class LoopDetector:
     def _numbers_only(self, state: list, p: int, i: int) -> bool:
         """Whether the latest copy of a fuzzy unit differs from the one before only in its
         numbers; judged once per copy."""
-        copies = (state[RUN] + p) // p
+        copies = (runs(state, i)[0] + p) // p
         judged = state[NUMBERS_ONLY]
         if judged is None or judged[0] != copies:
             # each copy rotated to start at a line start: the verdict must not depend on
@@ -292,8 +308,13 @@ class LoopDetector:
         )
 
     def _text_between(self, start: int, stop: int) -> str:
-        """Text of tokens ``start .. stop-1``."""
-        return "".join(self._texts[max(0, start) : stop])
+        """Text of tokens ``start .. stop-1``, JSON's escaped line breaks as line breaks:
+        the served model writes its page as a JSON string, and a block of lines is a block
+        of lines there too."""
+        text = "".join(self._texts[max(0, start) : stop])
+        if "\\" in text:
+            text = text.replace("\\\\", "\x00").replace("\\n", "\n").replace("\x00", "\\")
+        return text
 
 
 def _first_checks(config: GuardConfig) -> list[int]:

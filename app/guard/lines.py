@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from .config import GuardConfig
 from .echoes import EchoTracker
-from .structure import classify_unit, counted_sentence, has_letters, line_key, normalize_line
+from .structure import (
+    classify_unit,
+    counted_sentence,
+    has_letters,
+    is_sentence,
+    line_key,
+    normalize_line,
+)
 from .verdict import LoopKind, Verdict
 
 # Characters of a line's end under which earlier lines are found again (a restart).
@@ -163,14 +170,14 @@ class LineTracker:
         """One sentence written again and again under a running counter: consecutive lines
         whose counted sentence is the same while the line changes."""
         cfg = self.config
-        body = counted_sentence(norm, cfg.counter_min_words)
+        body = counted_sentence(norm)
         previous, run = self._counter
         if body is None:
             self._counter = (None, 0)
             return None
         run = run + 1 if body == previous and norm != self._lines[n - 1] else 1
         self._counter = (body, run)
-        if run < cfg.counter_min_copies:
+        if run < cfg.counter_min_copies or not is_sentence(body, cfg.counter_min_words):
             return None
         period = max(1, (end - self._begins[n - run + 1]) // run)
         return self._verdict("fuzzy_loop", period, n - run + 1, run, end)
@@ -199,11 +206,12 @@ class LineTracker:
 
     def _check_reemission(self, norm: str, n: int, start: int, end: int) -> Verdict | None:
         cfg = self.config
-        if len(norm) < cfg.reemission_min_chars or not has_letters(norm, 4):
+        if len(norm) < cfg.reemission_min_chars:
             return None
         entry = self._seen.get(norm)
         if entry is None:
-            self._seen[norm] = [1, n, start]
+            if has_letters(norm, 4):  # judged once per distinct line
+                self._seen[norm] = [1, n, start]
             return None
         if n and self._lines[n - 1] == norm:
             return None  # a run of the same line (a refrain sung twice) counts once

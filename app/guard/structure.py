@@ -104,37 +104,39 @@ _COUNTED_MIN_LETTERS = 12
 
 
 def line_key(line: str) -> str:
-    """A normalized line with its numbers folded, CJK article numbers included: the key
+    """A line (normalized already) with its numbers folded, CJK article numbers included: the key
     under which lines that differ only in their numbers are equal."""
-    key = normalize_numbers(line)
+    key = _DIGITS.sub("0", line)
     if "第" in key:
         key = _CJK_ENUMERATOR.sub(r"第0\1", key)
     return key
 
 
-def counted_sentence(line: str, min_words: int) -> str | None:
-    """A normalized line as one sentence of prose under a counter: the line with its leading
-    number (a list number, 第二条, Art. 7, a timestamp) or its trailing number masked,
-    when what remains is at least ``min_words`` words; None otherwise. Numbers inside the
-    sentence stay: they must be the same from copy to copy, so the rows of a schedule or
-    statement (a changing date or amount among the words) are not counted sentences, and
-    neither is a parenthesised note (``Art. 12. (Revogado pela Lei nº 9.876)``)."""
+def counted_sentence(line: str) -> str | None:
+    """A normalized line with its leading number (a list number, 第二条, Art. 7, a
+    timestamp) or its trailing number cut off, when it has one: consecutive lines whose
+    counted sentence is the same are one sentence under a running counter. Numbers inside
+    the sentence stay: they must be the same from copy to copy, so the rows of a schedule or
+    statement (a changing date or amount among the words) do not count. None for a line
+    without such a number, and for a table row (its cells are the numbers view's)."""
     if "|" in line or "\t" in line:
-        return None  # a table row: its cells are the numbers view's
+        return None
     if "第" in line:
         line = _CJK_ENUMERATOR.sub(r"第0\1", line)
     head = _LEADING.match(line)
     start = head.end() if head else 0
     tail = _TRAILING.search(line, start)
-    stop = tail.start() if tail else len(line)
     if start == 0 and tail is None:
         return None
-    body = line[start:stop].strip()
+    return line[start : tail.start() if tail else len(line)].strip()
+
+
+def is_sentence(body: str, min_words: int) -> bool:
+    """At least ``min_words`` words and a dozen letters, not a parenthesised note
+    (``Art. 12. (Revogado pela Lei nº 9.876)``)."""
     if body.startswith(("(", "[")) or word_count(body) < min_words:
-        return None
-    if sum(1 for c in body if c.isalpha()) < _COUNTED_MIN_LETTERS:
-        return None
-    return body
+        return False
+    return sum(1 for c in body if c.isalpha()) >= _COUNTED_MIN_LETTERS
 
 
 def has_letters(text: str, minimum: int = 1) -> bool:

@@ -344,3 +344,36 @@ def test_every_unit_over_a_small_alphabet_trips(alphabet, longest):
         if _verdict_of_words(unit * copies) is None:
             missed.append(unit)
     assert not missed, f"{len(missed)} units never tripped, e.g. {missed[:3]}"
+
+
+def test_json_escaped_line_breaks_split_across_tokens_feed_the_line_views():
+    # The served model writes its page as a JSON string: its line breaks are "\n" escapes,
+    # and a tokenizer may split one as "\" + "nos" (a break, then "os"). Only the line view
+    # catches a long block written twice and started a third time, so it must see these
+    # breaks, also when "nos" was seen before as a plain word.
+    lines = [
+        "os documentos sobre a mesa do diretor foram todos arquivados ontem",
+        "a auditoria anual começou antes que os arquivos estivessem em ordem",
+        "o relatório do último trimestre ainda não tinha sido assinado",
+    ]
+    pieces = ['{"text": "', "Palavras", " soltas", ":", "nos", ",", "na", ",", "no", "."]
+    for line in lines * 2 + lines[:1]:
+        first, *rest = line.split(" ")
+        pieces += ["\\", "n" + first] + [" " + word for word in rest]
+    pieces += ["\\", "n"]  # the third copy's first line ends
+    vocabulary: dict[str, int] = {}
+    detector = LoopDetector()
+    for piece in pieces:
+        if detector.feed((vocabulary.setdefault(piece, len(vocabulary)),), piece):
+            break
+    verdict = detector.verdict
+    assert verdict is not None and verdict.kind == "block_loop" and verdict.repeats == 2
+
+
+def test_a_block_printed_twice_inside_a_json_string_is_legitimate():
+    # two copies of a sheet, then other text: legitimate as plain text (above), and so in
+    # the served model's JSON, where every line break is an escape
+    block = "\\n".join(LONG_BLOCK.strip().split("\n"))
+    head = '{"header": "", "text": "Segunda via do recibo.\\n'
+    text = head + block + "\\n" + block + '\\nAssinado em São Paulo."}'
+    assert scan_text(text) is None
