@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/guard_quality.py                       # embedded model's tokenizer
     .venv/bin/python bench/guard_quality.py --tokenizer runs/tiny/checkpoint --per-kind 40
+    .venv/bin/python bench/guard_quality.py --against 9318ab7        # and the guard at a ref
 
 Sets: real degenerate outputs and real legitimate repetition (bench/guard/corpus, sources in
 its manifest), loops injected into real documents at a known onset (bench/guard/synthetic.py),
-and clean synthetic pages from the embedded model's generator (training/model/synth.py).
+and clean synthetic pages from the embedded model's generator (training/model/synth.py). The
+held-out real corpus (bench/guard/corpus/holdout: collected after the thresholds were set,
+never read while setting them) is reported on its own.
 """
 
 from __future__ import annotations
@@ -27,11 +30,14 @@ from bench.guard.synthetic import CLEAR_KINDS, HARD_KINDS, inject_all  # noqa: E
 
 
 class Ocrguard:
-    name = f"ocrguard {DEFAULT_CONFIG.version}"
     online = True
 
+    def __init__(self, detector_class: type = LoopDetector, name: str = "") -> None:
+        self.detector_class = detector_class
+        self.name = name or f"ocrguard {DEFAULT_CONFIG.version}"
+
     def first_trip(self, ids, texts):
-        detector = LoopDetector(DEFAULT_CONFIG)
+        detector = self.detector_class()
         for t, s in zip(ids, texts):
             if detector.feed((t,), s):
                 return detector.verdict.trip_at
@@ -50,6 +56,33 @@ def percentile(values: list[float], q: float) -> float | None:
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
 
 
+def held_out_row(det, holdout: dict[str, list]) -> dict:
+    """Recall (clear: not a hard kind; hard: fuzzy or re-emission) and false alarms of one
+    detector on the held-out real corpus; items by their number."""
+    hits = [
+        (m, det.first_trip(ids, texts) is not None) for m, (ids, texts) in holdout["degenerate"]
+    ]
+
+    def share(items: list[bool]) -> float:
+        return sum(items) / max(1, len(items))
+
+    exact3 = [h for m, h in hits if m.get("copies", 0) >= 3 and m.get("exact", False)]
+    return {
+        "detector": det.name,
+        "recall": share([h for _, h in hits]),
+        "clear": share([h for m, h in hits if m["kind"] not in HARD_KINDS]),
+        "hard": share([h for m, h in hits if m["kind"] in HARD_KINDS]),
+        "exact3": share(exact3),
+        "exact3_items": len(exact3),
+        "missed": [m["file"].split("/")[-1][:3] for m, h in hits if not h],
+        "flagged": [
+            m["file"].split("/")[-1][:3]
+            for m, (ids, texts) in holdout["legit"]
+            if det.first_trip(ids, texts) is not None
+        ],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -58,6 +91,7 @@ def main() -> int:
     parser.add_argument("--per-kind", type=int, default=40)
     parser.add_argument("--clean", type=int, default=300, help="clean synthetic pages")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--against", metavar="GIT_REF", help="also the guard at this git ref")
     args = parser.parse_args()
 
     from transformers import AutoTokenizer
@@ -85,9 +119,21 @@ def main() -> int:
         for i in range(args.clean)
     ]
 
-    detectors = [Ocrguard(), *PEERS]
-    rows, kind_rows, misses = [], [], {}
+    detectors = [Ocrguard()]
+    if args.against:
+        from bench.guard_speed import detector_at
+
+        old = detector_at(args.against)
+        version = getattr(sys.modules[old.__module__.rsplit(".", 1)[0]], "DEFAULT_CONFIG", None)
+        label = f"ocrguard {getattr(version, 'version', '?')} ({args.against})"
+        detectors.append(Ocrguard(old, label))
+    detectors += PEERS
+    holdout = {"degenerate": [], "legit": []}
+    for item in corpus.manifest(corpus.HOLDOUT):
+        holdout[item["set"]].append((item, encode(tokenizer, corpus.read(item))))
+    rows, kind_rows, misses, held = [], [], {}, []
     for det in detectors:
+        held.append(held_out_row(det, holdout))
         real_hits = [
             det.first_trip(ids, texts) is not None for _, (ids, texts) in real["degenerate"]
         ]
@@ -179,9 +225,28 @@ def main() -> int:
         print(f"| {r['detector']} | " + " | ".join(f"{r.get(k, 0):.0%}" for k in kinds) + " |")
     print(f"\nocrguard misses on real degenerate: {misses['real_missed']}")
     print(f"ocrguard false alarms on real legitimate: {misses['legit_flagged']}")
+    n_held, n_held_legit = len(holdout["degenerate"]), len(holdout["legit"])
+    print(
+        f"\nheld-out real corpus (bench/guard/corpus/holdout, never read while tuning): "
+        f"degenerate {n_held}, legitimate {n_held_legit}\n"
+    )
+    print(
+        "| detector | recall (clear / hard) | >=3 exact copies | FA legit (of "
+        f"{n_held_legit}) | missed | flagged |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in held:
+        print(
+            f"| {r['detector']} | {r['recall']:.1%} ({r['clear']:.0%} / {r['hard']:.0%}) | "
+            f"{r['exact3']:.0%} of {r['exact3_items']} | {len(r['flagged'])} | "
+            f"{', '.join(r['missed']) or '-'} | {', '.join(r['flagged']) or '-'} |"
+        )
     if args.json:
         args.json.write_text(
-            json.dumps({"rows": rows, "by_kind": kind_rows, "ocrguard": misses}, indent=2)
+            json.dumps(
+                {"rows": rows, "by_kind": kind_rows, "ocrguard": misses, "holdout": held},
+                indent=2,
+            )
         )
     return 0
 

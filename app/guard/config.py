@@ -61,6 +61,11 @@ class GuardConfig:
     one line trip once the repeated span reaches this many characters (an 80-column ruled
     line or a dotted leader stays below)."""
 
+    table_rule_max_chars: int = 800
+    """Same as ``structural_max_chars`` for a unit with a cell border (``----|----``): a
+    markdown table's separator row is as wide as the table, and PDF converters pad columns
+    to their widest cell (398 characters for a twelve-column table)."""
+
     structural_max_lines: int = 16
     """Whole lines without letters or digits (empty table rows ``|  |  |``) trip at this
     many consecutive copies: blank forms repeat empty rows legitimately."""

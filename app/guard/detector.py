@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
@@ -12,6 +13,12 @@ from .verdict import LoopKind, Verdict
 
 # Below this period a unit without a newline is an n-gram; from it on, an inline block.
 _INLINE_MIN_PERIOD = 16
+# What a unit needs to drift fuzzily (copies that differ beyond their numbers): a word (three
+# letters in a row), not a code (/g40/g81/g75).
+_WORD = re.compile(r"[^\W\d_]{3}")
+_NUMBER = re.compile(r"\d{1,9}")
+# The characters of a markdown or ASCII table's separator row.
+_TABLE_RULE = "-:|+="
 # Distinct plain token texts remembered (bounds memory on adversarial streams).
 _PLAIN_TEXTS = 65_536
 # Tokens looked back at most to find where the current line began.
@@ -145,17 +152,19 @@ class LoopDetector:
                 if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
                     self.verdict = self._verdict(self._token_kind(p, i), p, exact, i)
                     return True
-                # Numbers and separators vary legitimately row after row (tables, indexes):
-                # only units with words can loop fuzzily, and copies that differ only in
-                # their numbers need many more copies (a payment schedule is not a counting
-                # loop).
+                # Numbers, separators and codes vary legitimately row after row (tables,
+                # indexes, a PDF's unmapped glyphs /g40/g81): only units with words can
+                # loop fuzzily, and copies that differ only in their numbers need many
+                # more copies (a payment schedule is not a counting loop).
                 if (
                     exact < run
                     and unit == "content"
                     and run + p >= cfg.fuzzy_copies_needed(p) * p
                     and (
-                        not self._numbers_only(state, p, i)
-                        or run + p >= cfg.fuzzy_copies_needed(p, numbers_only=True) * p
+                        run + p >= cfg.fuzzy_copies_needed(p, numbers_only=True) * p
+                        and self._counts(p, i)
+                        if self._numbers_only(state, p, i)
+                        else self._has_words(p, i)
                     )
                 ):
                     self.verdict = self._verdict("fuzzy_loop", p, run, i)
@@ -262,6 +271,30 @@ class LoopDetector:
             judged = state[NUMBERS_ONLY] = (copies, fold_numbers(last) == fold_numbers(before))
         return judged[1]
 
+    def _has_words(self, p: int, i: int) -> bool:
+        """Whether the last two copies of a unit both hold a word (a drifting loop repeats
+        words; a run that went on through its misses into other text does not)."""
+        last = self._text_between(i - p + 1, i + 1)
+        before = self._text_between(i - 2 * p + 1, i - p + 1)
+        return _WORD.search(last) is not None and _WORD.search(before) is not None
+
+    def _counts(self, p: int, i: int) -> bool:
+        """Whether copies that differ only in their numbers are a counting loop: a unit with
+        words (a payment schedule's row looks the same), or numbers that move by the same
+        step over the last four copies (``<td>7</td><td>8</td>``, ``2024 2025 2026``); codes that
+        jump about (a PDF's unmapped glyphs ``/g40/g81/g75``) are not."""
+        last = self._text_between(i - p + 1, i + 1)
+        if _WORD.search(last):
+            return True
+        copies = [
+            aligned(self._text_between(i - k * p + 1, i - (k - 1) * p + 1)) for k in (4, 3, 2, 1)
+        ]
+        numbers = [[int(n) for n in _NUMBER.findall(copy)] for copy in copies]
+        if len({len(found) for found in numbers}) != 1:
+            return False
+        steps = [[b - a for a, b in zip(x, y)] for x, y in zip(numbers, numbers[1:])]
+        return steps[0] == steps[1] == steps[2] and any(steps[0])
+
     def _over_threshold(self, run: int, p: int, unit: UnitClass, copies: int) -> bool:
         cfg = self.config
         if run + p < cfg.min_copies * p:
@@ -276,7 +309,7 @@ class LoopDetector:
                 return chars >= cfg.whitespace_max_chars
             if "\n" in text:
                 return run + p >= cfg.structural_max_lines * p
-            return chars >= cfg.structural_max_chars
+            return chars >= _structural_limit(cfg, text)
         return run + p >= copies * p
 
     def _structural_wait(self, run: int, p: int) -> int:
@@ -289,7 +322,7 @@ class LoopDetector:
         if "\n" in text and text.strip():
             return max(1, (cfg.structural_max_lines - 1) * p - run)
         chars = sum(map(len, self._texts[max(0, i - run - p + 1) : i + 1]))
-        limit = cfg.structural_max_chars if text.strip() else cfg.whitespace_max_chars
+        limit = _structural_limit(cfg, text) if text.strip() else cfg.whitespace_max_chars
         return max(1, -(-(limit - chars) // max(1, max(map(len, unit)))))
 
     def _token_kind(self, p: int, i: int) -> LoopKind:
@@ -326,6 +359,15 @@ def _first_checks(config: GuardConfig) -> list[int]:
         window = max(6, p - config.twice_slack_tokens)
         checks.append(window if window <= p else floor)
     return checks
+
+
+def _structural_limit(cfg: GuardConfig, unit: str) -> int:
+    """Characters a repeated separator may run within a line: more for a table's separator
+    row (``|-----|:---:|``) than for anything else (cells, leaders, rules)."""
+    rule = unit.strip()
+    if "|" in rule and not rule.strip(_TABLE_RULE):
+        return cfg.table_rule_max_chars
+    return cfg.structural_max_chars
 
 
 def _prose(text: str, min_chars: int) -> bool:

@@ -26,8 +26,10 @@ def classify_unit(text: str) -> UnitClass:
     Whole lines of one repeated mark (``::::``, ``====``) count as content: a rule is drawn
     once or twice, never line after line. Table cells repeated inside a row (``| M | M |``,
     a flag or a short code per cell) count as structural: a row has as many cells as the
-    table has columns. Whole table rows and receipt or invoice items (an amount and a
-    quantity) count as records: a page lists the same item several times legitimately.
+    table has columns. A cell with words repeated inside a row (a header merged over
+    several columns, written once per column by PDF converters), whole table rows and
+    receipt or invoice items (an amount and a quantity) count as records: a page lists the
+    same item several times legitimately.
     """
     bare = _TAG.sub("", aligned(text))
     lines = [line.strip() for line in bare.split("\n") if line.strip()]
@@ -36,8 +38,10 @@ def classify_unit(text: str) -> UnitClass:
     letters = sum(1 for c in bare if c.isalpha())
     if not letters:
         return "numeric" if any(c.isdigit() for c in bare) else "structural"
-    if "\n" not in bare.strip("\n") and _CELL.search(bare) and letters <= 3:
-        return "structural"  # a cell or two of a row: its length in the line decides
+    if "\n" not in bare.strip("\n") and _CELL.search(bare):
+        if letters <= 3:
+            return "structural"  # a cell or two of a row: its length in the line decides
+        return "record"
     if lines and (all(_is_row(line) for line in lines) or _is_item(bare)):
         return "record"
     return "content"

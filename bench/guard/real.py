@@ -1,4 +1,9 @@
-"""The real corpus of degenerate and legitimate texts: its manifest and its files."""
+"""The real corpus of degenerate and legitimate texts: its manifest and its files.
+
+``corpus/`` holds the texts the guard's thresholds were tuned on; ``corpus/holdout/`` texts
+collected afterwards in a separate pass and never read while tuning (its README): recall
+and false alarms there measure the guard on real text it was not fitted to.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +11,19 @@ import json
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
+HOLDOUT = CORPUS / "holdout"
 
 
-def manifest() -> list[dict]:
-    """One dict per item; ``file`` is relative to the corpus folder (the pt-BR legitimate
-    texts live with the training texts, ``training/model/texts``, and are read from there)."""
-    lines = (CORPUS / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+def manifest(folder: Path = CORPUS) -> list[dict]:
+    """One dict per item; ``file`` is relative to ``folder`` (the pt-BR legitimate texts of
+    the main corpus live with the training texts, ``training/model/texts``, and are read
+    from there). Each item carries its folder under ``folder``."""
+    lines = (folder / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    return [{**json.loads(line), "folder": str(folder)} for line in lines if line.strip()]
 
 
 def read(item: dict) -> str:
-    return (CORPUS / item["file"]).read_text(encoding="utf-8")
+    return (Path(item.get("folder", CORPUS)) / item["file"]).read_text(encoding="utf-8")
 
 
 def legit_texts() -> list[str]:

@@ -238,6 +238,25 @@ LEGITIMATE = {
         " - Valor R$ 150,00\n"
         for i in range(1, 49)
     ),
+    "merged-header-cells": "| Class | Count | "
+    + "triple inter-annotator mAP @ 0.5-0.95 (%) | " * 7
+    + "\n|---|---|"
+    + "---|" * 7
+    + "\n| Caption | 22524 | 83 | 84 | 85 | 86 | 87 | 88 | 89 |\n",
+    "wide-separator-row": "| "
+    + " | ".join(f"Coluna {n:02d}" + " " * 20 for n in range(12))
+    + " |\n|"
+    + "|".join("-" * 30 for _ in range(12))
+    + "|\n",
+    # a PDF whose fonts map no glyph to text: every letter comes out as a code (/g72 is "e")
+    "pdf-glyph-codes": "".join(
+        "- " + "".join("/g3 " if c == " " else f"/g{ord(c) - 29}" for c in sentence) + "\n"
+        for sentence in (
+            "Enhance the performance of your database operations",
+            "Earn greater return on IT projects through modernization",
+            "Gain access to a worldwide source of expertise",
+        )
+    ),
     "payment-history-table": "".join(
         f"| {i} | 10/{(i - 1) % 12 + 1:02d}/2025 | Boleto bancário pago | R$ 150,00 |\n"
         for i in range(1, 49)
@@ -377,3 +396,8 @@ def test_a_block_printed_twice_inside_a_json_string_is_legitimate():
     head = '{"header": "", "text": "Segunda via do recibo.\\n'
     text = head + block + "\\n" + block + '\\nAssinado em São Paulo."}'
     assert scan_text(text) is None
+
+
+def test_cells_of_a_row_looping_past_the_row_still_trip():
+    assert scan_text(INTRO + "| Nome | Idade |\n" + " | - |" * 80) is not None
+    assert scan_text(INTRO + "| id | name | age |\n" + " | age |" * 80) is not None
