@@ -36,8 +36,12 @@ class Ocrguard:
         self.detector_class = detector_class
         self.name = name or f"ocrguard {DEFAULT_CONFIG.version}"
 
-    def first_trip(self, ids, texts):
-        detector = self.detector_class()
+    def first_trip(self, ids, texts, page_lines: int | None = None):
+        detector = (
+            self.detector_class()
+            if page_lines is None
+            else self.detector_class(page_lines=page_lines)
+        )
         for t, s in zip(ids, texts):
             if detector.feed((t,), s):
                 return detector.verdict.trip_at
@@ -54,6 +58,40 @@ def percentile(values: list[float], q: float) -> float | None:
         return None
     values = sorted(values)
     return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+
+
+def page_lines_of(text: str) -> int:
+    """Stands in for app/page_lines.py on a text without its image: the lines a page holding
+    this text shows (JSON's escaped breaks counted as breaks)."""
+    return sum(1 for line in text.replace("\\n", "\n").splitlines() if line.strip())
+
+
+def page_evidence_row(det, injected, real, holdout, clean) -> dict:
+    """The guard told how many lines the page holds, as every engine tells it in the
+    service: recall on injected loops (the page holds the real document before the loop)
+    and false alarms on every legitimate text (the page holds the whole text)."""
+    by_kind: dict[str, list[bool]] = {}
+    for item, ids, texts, onset, _ in injected:
+        trip = det.first_trip(ids, texts, page_lines_of(item.text[: item.onset_chars]))
+        by_kind.setdefault(item.kind, []).append(trip is not None and trip > onset)
+    legit = [
+        m["file"].split("/")[-1][:3]
+        for m, (ids, texts) in real["legit"] + holdout["legit"]
+        if det.first_trip(ids, texts, page_lines_of("".join(texts))) is not None
+    ]
+    clean_fa = sum(
+        det.first_trip(ids, texts, page_lines_of("".join(texts))) is not None
+        for ids, texts in clean
+    )
+    hard = [h for k in HARD_KINDS for h in by_kind.get(k, [])]
+    clear = [h for k in CLEAR_KINDS for h in by_kind.get(k, [])]
+    return {
+        "clear": sum(clear) / len(clear),
+        "hard": sum(hard) / len(hard),
+        "by_kind": {k: sum(v) / len(v) for k, v in by_kind.items()},
+        "legit_flagged": legit,
+        "clean_false_alarms": clean_fa,
+    }
 
 
 def held_out_row(det, holdout: dict[str, list]) -> dict:
@@ -166,7 +204,7 @@ def main() -> int:
             if trip is not None and det.online and item.kind in CLEAR_KINDS:
                 lags.append(trip - onset)
                 excess.append(trip - onset - 2 * period)
-        if det.name.startswith("ocrguard"):
+        if det is detectors[0]:  # the working tree's guard
             misses = {
                 "real_missed": [
                     m["file"] for (m, _), hit in zip(real["degenerate"], real_hits) if not hit
@@ -225,6 +263,23 @@ def main() -> int:
         print(f"| {r['detector']} | " + " | ".join(f"{r.get(k, 0):.0%}" for k in kinds) + " |")
     print(f"\nocrguard misses on real degenerate: {misses['real_missed']}")
     print(f"ocrguard false alarms on real legitimate: {misses['legit_flagged']}")
+    page = page_evidence_row(detectors[0], injected, real, holdout, clean)
+    print(
+        f"\n{detectors[0].name} told the page's line count, as the engines tell it in the "
+        "service (simulated here from the real document's own lines: the page holds the text "
+        "before an injected loop, and all of a legitimate text)\n"
+    )
+    print(
+        "| injected clear | injected hard | fuzzy_loop | block_reemission | FA legit (tuning "
+        "+ held-out) | FA clean |"
+    )
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| {page['clear']:.1%} | {page['hard']:.1%} | {page['by_kind']['fuzzy_loop']:.0%} | "
+        f"{page['by_kind']['block_reemission']:.0%} | "
+        f"{len(page['legit_flagged'])} ({', '.join(page['legit_flagged']) or '-'}) | "
+        f"{page['clean_false_alarms']} |"
+    )
     n_held, n_held_legit = len(holdout["degenerate"]), len(holdout["legit"])
     print(
         f"\nheld-out real corpus (bench/guard/corpus/holdout, never read while tuning): "
@@ -244,7 +299,13 @@ def main() -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"rows": rows, "by_kind": kind_rows, "ocrguard": misses, "holdout": held},
+                {
+                    "rows": rows,
+                    "by_kind": kind_rows,
+                    "ocrguard": misses,
+                    "holdout": held,
+                    "page_evidence": page,
+                },
                 indent=2,
             )
         )
