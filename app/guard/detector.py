@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
+from .fuzzy import fuzzy_trips
 from .lines import LineTracker
-from .periods import CHECK_AT, NUMBERS_ONLY, RUN_START, UNIT, PeriodTracker, runs
-from .structure import LIST_MARKER, aligned, classify_unit, fold_numbers, word_count
+from .periods import CHECK_AT, RUN_START, UNIT, PeriodTracker, runs
+from .structure import LIST_MARKER, classify_unit, word_count
+from .stutters import StutterTracker
 from .verdict import LoopKind, Verdict
 
 # Below this period a unit without a newline is an n-gram; from it on, an inline block.
 _INLINE_MIN_PERIOD = 16
-# What a unit needs to drift fuzzily (copies that differ beyond their numbers): a word (three
-# letters in a row), not a code (/g40/g81/g75).
-_WORD = re.compile(r"[^\W\d_]{3}")
-_NUMBER = re.compile(r"\d{1,9}")
 # The characters of a markdown or ASCII table's separator row.
 _TABLE_RULE = "-:|+="
 # Distinct plain token texts remembered (bounds memory on adversarial streams).
@@ -58,7 +55,7 @@ class LoopDetector:
         # token texts seen to hold no line break and no backslash (a set lookup is one step)
         self._plain: set[str] = {""}
         self._escape = False  # the last delta ended inside a JSON escape (a lone backslash)
-        self._stutter: int | None = None  # where the last stutter ended
+        self._stutters = StutterTracker(cfg)
 
     @property
     def tokens_seen(self) -> int:
@@ -152,20 +149,10 @@ class LoopDetector:
                 if exact and self._over_threshold(exact, p, unit, cfg.copies_needed(p, unit)):
                     self.verdict = self._verdict(self._token_kind(p, i), p, exact, i)
                     return True
-                # Numbers, separators and codes vary legitimately row after row (tables,
-                # indexes, a PDF's unmapped glyphs /g40/g81): only units with words can
-                # loop fuzzily, and copies that differ only in their numbers need many
-                # more copies (a payment schedule is not a counting loop).
                 if (
                     exact < run
                     and unit == "content"
-                    and run + p >= cfg.fuzzy_copies_needed(p) * p
-                    and (
-                        run + p >= cfg.fuzzy_copies_needed(p, numbers_only=True) * p
-                        and self._counts(p, i)
-                        if self._numbers_only(state, p, i)
-                        else self._has_words(p, i)
-                    )
+                    and fuzzy_trips(cfg, state, p, i, run, self._text_between)
                 ):
                     self.verdict = self._verdict("fuzzy_loop", p, run, i)
                     return True
@@ -173,26 +160,13 @@ class LoopDetector:
         return False
 
     def _check_echoes(self) -> bool:
-        """Stutters: a phrase of prose copied within its own line (``the meaning of life ...
-        elegantly meaning of life ...``). The second within ``stutter_window_tokens`` of the
-        first trips."""
-        cfg = self.config
+        """Exact copies that just ended: stutters (app/guard/stutters.py)."""
         echoes = list(self._echoes)
         self._echoes.clear()
-        for i, p, exact in echoes:
-            copy = self._text_between(i - exact, i)
-            if not _prose(copy, cfg.stutter_min_chars):
-                continue
-            span = self._text_between(i - exact - p, i).strip("\n")
-            if "\n" in span or "\\n" in span:
-                continue  # the copy is on another line: the line views judge that
-            first = self._stutter
-            if first is not None and i - first < cfg.stutter_window_tokens:
-                onset = i - exact - p
-                self.verdict = Verdict("block_reemission", p, onset, repeats=2, trip_at=i + 1)
-                return True
-            self._stutter = i
-        return False
+        verdict = self._stutters.feed(echoes, self._text_between)
+        if verdict is not None:
+            self.verdict = verdict
+        return verdict is not None
 
     def _next_check(self, state: list, p: int, run: int, exact: int) -> int:
         """The next run at which the candidate could trip: a lower bound, so that nothing is
@@ -257,43 +231,6 @@ class LoopDetector:
                 break
             parts.append(text)
         return "".join(reversed(parts))
-
-    def _numbers_only(self, state: list, p: int, i: int) -> bool:
-        """Whether the latest copy of a fuzzy unit differs from the one before only in its
-        numbers; judged once per copy."""
-        copies = (runs(state, i)[0] + p) // p
-        judged = state[NUMBERS_ONLY]
-        if judged is None or judged[0] != copies:
-            # each copy rotated to start at a line start: the verdict must not depend on
-            # where the copies' boundary falls (inside a number, at a digit-count change)
-            last = aligned(self._text_between(i - p + 1, i + 1))
-            before = aligned(self._text_between(i - 2 * p + 1, i - p + 1))
-            judged = state[NUMBERS_ONLY] = (copies, fold_numbers(last) == fold_numbers(before))
-        return judged[1]
-
-    def _has_words(self, p: int, i: int) -> bool:
-        """Whether the last two copies of a unit both hold a word (a drifting loop repeats
-        words; a run that went on through its misses into other text does not)."""
-        last = self._text_between(i - p + 1, i + 1)
-        before = self._text_between(i - 2 * p + 1, i - p + 1)
-        return _WORD.search(last) is not None and _WORD.search(before) is not None
-
-    def _counts(self, p: int, i: int) -> bool:
-        """Whether copies that differ only in their numbers are a counting loop: a unit with
-        words (a payment schedule's row looks the same), or numbers that move by the same
-        step over the last four copies (``<td>7</td><td>8</td>``, ``2024 2025 2026``); codes that
-        jump about (a PDF's unmapped glyphs ``/g40/g81/g75``) are not."""
-        last = self._text_between(i - p + 1, i + 1)
-        if _WORD.search(last):
-            return True
-        copies = [
-            aligned(self._text_between(i - k * p + 1, i - (k - 1) * p + 1)) for k in (4, 3, 2, 1)
-        ]
-        numbers = [[int(n) for n in _NUMBER.findall(copy)] for copy in copies]
-        if len({len(found) for found in numbers}) != 1:
-            return False
-        steps = [[b - a for a, b in zip(x, y)] for x, y in zip(numbers, numbers[1:])]
-        return steps[0] == steps[1] == steps[2] and any(steps[0])
 
     def _over_threshold(self, run: int, p: int, unit: UnitClass, copies: int) -> bool:
         cfg = self.config
@@ -368,16 +305,6 @@ def _structural_limit(cfg: GuardConfig, unit: str) -> int:
     if "|" in rule and not rule.strip(_TABLE_RULE):
         return cfg.table_rule_max_chars
     return cfg.structural_max_chars
-
-
-def _prose(text: str, min_chars: int) -> bool:
-    """At least ``min_chars`` of words: letters are most of what is not a space, and no
-    table cell (a repeated value of a row is not a stutter)."""
-    text = text.strip()
-    if len(text) < min_chars or "|" in text or "\t" in text:
-        return False
-    letters = sum(1 for c in text if c.isalpha())
-    return letters * 10 >= 7 * (len(text) - text.count(" "))
 
 
 def text_free(unit: str) -> bool:
