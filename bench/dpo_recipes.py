@@ -30,7 +30,7 @@ def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
     lineage = json.loads((first / "lineage.json").read_text())
     base = lineage["eval"]
     serving = next(m for m in base["models"] if m != str(first))
-    found = [("v1", str(first), base, lineage["hyperparameters"])]
+    found = [("v1", str(first), base, {**lineage["hyperparameters"], **_rows(lineage)})]
     for n in range(2, 100):
         folder, results = first.with_name(first.name[:-1] + str(n)), work / f"eval-v{n}.json"
         if not results.exists():
@@ -42,9 +42,16 @@ def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
             "models": {serving: base["models"][serving], key: alone["models"][key]},
             "prone": {serving: base["prone"][serving], key: alone["prone"][key]},
         }
-        hyper = json.loads((folder / "lineage.json").read_text())["hyperparameters"]
-        found.append((f"v{n}", key, merged, hyper))
+        card = json.loads((folder / "lineage.json").read_text())
+        found.append((f"v{n}", key, merged, {**card["hyperparameters"], **_rows(card)}))
     return serving, found
+
+
+def _rows(lineage: dict) -> dict:
+    """Preference pairs and NLL-only anchor rows of a version's training set."""
+    by_source = lineage["dataset"].get("by_source") or {}
+    anchors = by_source.get("anchor", 0)
+    return {"pairs": sum(by_source.values()) - anchors, "anchors": anchors}
 
 
 def main() -> int:
@@ -59,11 +66,12 @@ def main() -> int:
     rule = ReleaseRule(args.min_reduction, args.max_cer_increase)
     kinds = " / ".join(next(iter(found[0][2]["models"].values())))
     print(
-        "| try | weights | beta | lr | sft weight | epochs | prone degeneration greedy | T=0.7 "
+        "| try | pairs + anchors | weights | beta | lr | sft weight | epochs "
+        "| prone degeneration greedy | T=0.7 "
         f"| reduction greedy / T=0.7 | CER change {kinds} (points) | valid JSON prone greedy "
         "| released |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, candidate, results, hp in found:
         c = compare(results, serving, candidate, rule).as_dict()
         g, t = c["degeneration"]["greedy"], c["degeneration"]["T=0.7"]
@@ -72,7 +80,8 @@ def main() -> int:
         weights = f"LoRA r{hp['lora_r']}" if hp["lora"] else "full"
         verdict = "yes" if c["better"] else "no: " + "; ".join(c["reasons"])
         print(
-            f"| {name} | {weights} | {hp['beta']} | {hp['learning_rate']} | {hp['sft_weight']} "
+            f"| {name} | {hp['pairs']} + {hp['anchors']} | {weights} | {hp['beta']} "
+            f"| {hp['learning_rate']} | {hp['sft_weight']} "
             f"| {hp['epochs']} | {g['serving']:.1%} → {g['candidate']:.1%} "
             f"| {t['serving']:.1%} → {t['candidate']:.1%} "
             f"| {g['reduction']:.1%} / {t['reduction']:.1%} | {cer} | {valid:.1%} | {verdict} |"
