@@ -97,18 +97,20 @@ class LoopDetector:
         return None
 
     def _feed_tokens(self, token_ids: Sequence[int], text_delta: str) -> bool:
-        """Several tokens in one step: their text is known as a whole, and belongs to the
-        last one (a token's text is only known when it arrives alone)."""
+        """Several tokens in one step (an engine that fell behind hands over a few at once):
+        their text is known as a whole and belongs to the last one, so what became hot is
+        judged once the step's last token is in, when the text of every unit is known."""
         symbols, texts, push = self._symbols, self._texts, self._tokens.push
         last = len(token_ids) - 1
+        step_hot: set[int] = set()
         for n, tid in enumerate(token_ids):
             texts.append(text_delta if n == last else "")
             hot = push(symbols.get(tid, tid))
-            if hot is not None and self._check_tokens(hot):
-                return True
-            if self._echoes and self._check_echoes():
-                return True
-        return False
+            if hot is not None:
+                step_hot.update(hot)
+        if step_hot and self._check_tokens(sorted(step_hot)):
+            return True
+        return bool(self._echoes) and self._check_echoes()
 
     def _unescape(self, text: str) -> str:
         """JSON's ``\\n`` as a line break for the line views: the served model writes its page
