@@ -15,6 +15,7 @@ _QUANTITY = re.compile(
     r"(?i)\b(?:qtde?|qtd|quant|qty|un|und|unid|kg|pc|pç|cx|lt|vl\.?\s*unit)\b|\d\s*[x×]\s*\d"
 )
 _CELL = re.compile(r"\||\t")
+_CELL_MAX_WORDS = 12  # a table cell holds a few words, not a paragraph
 # An enumeration's marker: I -, II -, a), 3., 4º ...
 LIST_MARKER = re.compile(r"^(?:[ivxlcdm]+|[a-z]|\d+)\s*[.)º°-][\s.)º°-]*", re.IGNORECASE)
 
@@ -41,7 +42,8 @@ def classify_unit(text: str) -> UnitClass:
     if "\n" not in bare.strip("\n") and _CELL.search(bare):
         if letters <= 3:
             return "structural"  # a cell or two of a row: its length in the line decides
-        return "record"
+        if len(_CELL.findall(bare)) == 1 and len(bare.split()) <= _CELL_MAX_WORDS:
+            return "record"  # one cell with words, across the columns it spans
     if lines and (all(_is_row(line) for line in lines) or _is_item(bare)):
         return "record"
     return "content"
