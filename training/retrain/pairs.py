@@ -228,7 +228,10 @@ def _anchor_rows(
 
 def report(stats: PairStats) -> str:
     """Counts and drop reasons, one per line, for the CLI."""
-    lines = [f"{stats.rows} pairs from {stats.pages} pages"]
+    anchors = stats.by_source.get("anchor", 0)
+    lines = [f"{stats.rows - anchors} pairs from {stats.pages} pages"]
+    if anchors:
+        lines[0] += f", and {anchors} anchor rows (NLL only)"
     lines += [f"  chosen from {source}: {n}" for source, n in sorted(stats.by_source.items())]
     lines += [f"  rejected from {origin}: {n}" for origin, n in sorted(stats.by_rejected.items())]
     lines += [f"  pages dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]
