@@ -61,6 +61,10 @@ class PairRules:
     output as both chosen and rejected, so the DPO term's gradient is exactly zero there and
     only the NLL term (``sft_weight``) acts: it holds the model to what it already writes on
     healthy traffic while the pairs push it off its loops."""
+    anchor_agreement: float = 0.9
+    """An anchor's sampled candidates must agree with its served output this much on average
+    (1 - CER): a model that writes the same text again when sampling is reading the page; one
+    whose samples scatter is guessing, and an NLL term on its guess teaches it to guess."""
 
 
 def fields_json(fields: dict[str, Any] | None) -> str | None:

@@ -62,6 +62,10 @@ class RetrainConfig:
         default=0.0,
         metadata={"help": "NLL-only anchor rows (kept clean pages) per pair (0: none)"},
     )
+    anchor_agreement: float = field(
+        default=0.9,
+        metadata={"help": "an anchor's samples must agree this much with its output (1 - CER)"},
+    )
     lora: bool = field(default=False, metadata={"help": "LoRA (merged) instead of full DPO"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
     learning_rate: float = field(default=5e-6, metadata={"help": "peak learning rate"})
@@ -160,7 +164,12 @@ def _rules(config: RetrainConfig) -> PairRules:
         llm_model=config.llm_model,
         llm_api_key=os.environ.get("OPENAI_API_KEY"),
     )
-    return PairRules(judge, tokenizer=tokenizer, anchor_ratio=config.anchor_ratio)
+    return PairRules(
+        judge,
+        tokenizer=tokenizer,
+        anchor_ratio=config.anchor_ratio,
+        anchor_agreement=config.anchor_agreement,
+    )
 
 
 def _train(config: RetrainConfig, pairs: Path, versions: Path) -> Path:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from app.labeler import CHARACTERS, Tokenizer
-from app.prompt import parse_output
+from app.prompt import PageFields, parse_output
 
 from .cases import PageCase, gather
 from .choice import PairRules, choose_for, rejected_of
@@ -65,6 +65,10 @@ class PairsConfig:
         default=0.0,
         metadata={"help": "NLL-only anchor rows (kept clean pages) per pair (0: none)"},
     )
+    anchor_agreement: float = field(
+        default=0.9,
+        metadata={"help": "an anchor's samples must agree this much with its output (1 - CER)"},
+    )
 
     def __post_init__(self) -> None:
         self.snapshot, self.out = Path(self.snapshot), Path(self.out)
@@ -85,7 +89,13 @@ def main(config: PairsConfig) -> int:
         llm_model=config.llm_model,
         llm_api_key=config.llm_api_key,
     )
-    rules = PairRules(judge, config.min_score, tokenizer, anchor_ratio=config.anchor_ratio)
+    rules = PairRules(
+        judge,
+        config.min_score,
+        tokenizer,
+        anchor_ratio=config.anchor_ratio,
+        anchor_agreement=config.anchor_agreement,
+    )
     print(report(build_pairs(config.snapshot, config.out, rules, config.candidates)))
     return 0
 
@@ -186,11 +196,15 @@ def build_pairs(
 
 def is_anchor(case: PageCase, image: Path, rules: PairRules) -> bool:
     """A kept clean page fit to anchor on: served cleanly (never caught), its output the
-    schema's JSON and clean to the guard, and its image holding text (on a text-free page any
-    text written is invented: nothing there to hold the model to)."""
+    schema's JSON and clean to the guard, its samples agreeing with it (the model reads the
+    page rather than guesses), and its image holding text (on a text-free page any text
+    written is invented: nothing there to hold the model to)."""
     if case.caught or not case.returned_clean or not case.returned.strip():
         return False
-    if parse_output(case.returned) is None or degenerate(case.returned, rules.tokenizer):
+    served = parse_output(case.returned)
+    if served is None or degenerate(case.returned, rules.tokenizer):
+        return False
+    if agreement(served, case.candidates) < rules.anchor_agreement:
         return False
     from PIL import Image
 
@@ -198,6 +212,22 @@ def is_anchor(case: PageCase, image: Path, rules: PairRules) -> bool:
 
     with Image.open(image) as page:
         return count_text_lines(page) > 0
+
+
+def agreement(served: PageFields, candidates: list[dict[str, Any]]) -> float:
+    """Mean similarity (1 - CER) of the sampled candidates' text to the served one; 0 when
+    nothing was sampled (the model's confidence is unknown)."""
+    if not candidates:
+        return 0.0
+    from ..evaluation.cer import cer
+
+    reference = served.transcription
+    total = 0.0
+    for candidate in candidates:
+        fields = parse_output(candidate["text"])
+        text = fields.transcription if fields is not None else candidate["text"]
+        total += 1.0 - cer(text, reference) if reference else float(not text)
+    return total / len(candidates)
 
 
 def _anchor_rows(

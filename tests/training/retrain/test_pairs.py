@@ -240,10 +240,21 @@ def test_anchor_rows_hold_clean_served_pages_with_text(tmp_path):
         tmp_path / "snapshot", [(record("a"), FEEDBACK), (record("b"), FEEDBACK)]
     )
     write_kept_pages(snapshot, ["k1", "k2", "k3"])  # noise images: no text line
-    write_kept_pages(snapshot, ["t1", "t2", "t3"])
+    write_kept_pages(snapshot, ["guess", "t1", "t2", "t3"])
     write_kept_pages(snapshot, ["loop"], output=LOOPING_JSON)
-    for name in ("t1", "t2", "t3", "loop"):
+    for name in ("guess", "t1", "t2", "t3", "loop"):
         (snapshot / f"images/kept-{name}.png").write_bytes(text_page_png())
+    # samples: the same text again where the model reads; scattered where it guesses
+    scattered = [OTHER, '{"text": "Nada disso"}', FIXED, '{"text": "Outra coisa qualquer"}']
+    near = CLEAN.replace("123", "128")  # one character off
+    samples = {name: [CLEAN, CLEAN, near, CLEAN] for name in ("t1", "t2", "t3", "loop")}
+    samples["guess"] = scattered
+    lines = [
+        json.dumps({"page_key": f"{name}#1", "text": text, "degenerate": False})
+        for name, texts in samples.items()
+        for text in texts
+    ]
+    (snapshot / "candidates.jsonl").write_text("\n".join(lines) + "\n")
     out = tmp_path / "pairs"
 
     stats = build_pairs(snapshot, out, PairRules(StructuralJudge(), anchor_ratio=1.0))
@@ -254,8 +265,10 @@ def test_anchor_rows_hold_clean_served_pages_with_text(tmp_path):
     assert [row["meta"]["request_id"] for row in anchors] == ["t1", "t2"]
     assert all(row["chosen"] == row["rejected"] for row in anchors)
     assert anchors[0]["chosen"] == [{"role": "assistant", "content": CLEAN}]
-    assert stats.dropped["no_rejected"] == 4  # noise pages and the looping one
+    # noise pages, the page whose samples scatter, and the looping one
+    assert stats.dropped["no_rejected"] == 5
     assert all((out / row["images"][0]).exists() for row in rows)
+    assert "2 pairs from 10 pages, and 2 anchor rows (NLL only)" in report(stats)
 
     without = build_pairs(snapshot, tmp_path / "plain", PairRules(StructuralJudge()))
     assert "anchor" not in without.by_source and without.rows == 2
