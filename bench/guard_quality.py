@@ -282,7 +282,8 @@ def main() -> int:
     )
     n_held, n_held_legit = len(holdout["degenerate"]), len(holdout["legit"])
     print(
-        f"\nheld-out real corpus (bench/guard/corpus/holdout, never read while tuning): "
+        f"\nreal corpus collected apart from tuning (bench/guard/corpus/holdout; its README "
+        "says what it was used for since): "
         f"degenerate {n_held}, legitimate {n_held_legit}\n"
     )
     print(
