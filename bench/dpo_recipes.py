@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from training.evaluation.compare import ReleaseRule, compare  # noqa: E402
 from training.evaluation.heldout import _pooled, render_tables  # noqa: E402
+from training.retrain.pairs import nll_only_rows  # noqa: E402
 
 
 def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
@@ -48,10 +49,13 @@ def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
 
 
 def _rows(lineage: dict) -> dict:
-    """Preference pairs and NLL-only anchor rows of a version's training set."""
+    """Preference pairs and NLL-only rows (anchors, replay) of a version's training set."""
     by_source = lineage["dataset"].get("by_source") or {}
-    anchors = by_source.get("anchor", 0)
-    return {"pairs": sum(by_source.values()) - anchors, "anchors": anchors}
+    extra = nll_only_rows(by_source)
+    rows = f"{sum(by_source.values()) - sum(extra.values())} + {extra['anchor']}"
+    if extra["replay"]:
+        rows += f" + {extra['replay']} replay"
+    return {"rows": rows}
 
 
 def main() -> int:
@@ -80,7 +84,7 @@ def main() -> int:
         weights = f"LoRA r{hp['lora_r']}" if hp["lora"] else "full"
         verdict = "yes" if c["better"] else "no: " + "; ".join(c["reasons"])
         print(
-            f"| {name} | {hp['pairs']} + {hp['anchors']} | {weights} | {hp['beta']} "
+            f"| {name} | {hp['rows']} | {weights} | {hp['beta']} "
             f"| {hp['learning_rate']} | {hp['sft_weight']} "
             f"| {hp['epochs']} | {g['serving']:.1%} → {g['candidate']:.1%} "
             f"| {t['serving']:.1%} → {t['candidate']:.1%} "

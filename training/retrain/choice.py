@@ -10,6 +10,7 @@ the model's own degenerate outputs, not filtered ones), one pair each.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 from app.failure_record import FailureRecord
@@ -19,7 +20,7 @@ from app.prompt import OUTPUT_FIELDS, PageFields, parse_output
 from .cases import Degenerate, PageCase, page_key
 from .judges import Judge, degenerate
 
-Source = Literal["feedback", "recovered", "served", "candidate", "anchor"]
+Source = Literal["feedback", "recovered", "served", "candidate", "anchor", "replay"]
 DropReason = Literal[
     "no_image",  # the page image expired before export: nothing to condition on
     "no_chosen",  # no correction, no clean returned text, no usable candidate
@@ -65,6 +66,14 @@ class PairRules:
     """An anchor's sampled candidates must agree with its served output this much on average
     (1 - CER): a model that writes the same text again when sampling is reading the page; one
     whose samples scatter is guessing, and an NLL term on its guess teaches it to guess."""
+    replay: Path | None = None
+    """A folder of the base model's own supervised pages (``samples.jsonl`` of ``{image,
+    target}`` with the images beside it, as ``python -m training synth`` writes them):
+    rehearsal rows, NLL-only like anchors but on ground truth of the kinds the model was
+    fine-tuned for. Anchors hold it to what it writes on the traffic; replay holds it to the
+    work it was trained to do, which the traffic may not show (a forgetting guard)."""
+    replay_ratio: float = 0.0
+    """Replay rows per preference pair (0: none)."""
 
 
 def fields_json(fields: dict[str, Any] | None) -> str | None:

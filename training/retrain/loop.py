@@ -30,7 +30,7 @@ from ..model.release import save_bf16
 from .choice import PairRules
 from .export import ExportConfig, export
 from .judges import JudgeName, make_judge
-from .pairs import build_pairs, report
+from .pairs import build_pairs, check_replay, report
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,13 @@ class RetrainConfig:
     anchor_agreement: float = field(
         default=0.9,
         metadata={"help": "an anchor's samples must agree this much with its output (1 - CER)"},
+    )
+    replay: Path | None = field(
+        default=None,
+        metadata={"help": "supervised pages of the base model (samples.jsonl, `training synth`)"},
+    )
+    replay_ratio: float = field(
+        default=0.0, metadata={"help": "NLL-only replay rows (from --replay) per pair (0: none)"}
     )
     lora: bool = field(default=False, metadata={"help": "LoRA (merged) instead of full DPO"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
@@ -169,6 +176,8 @@ def _rules(config: RetrainConfig) -> PairRules:
         tokenizer=tokenizer,
         anchor_ratio=config.anchor_ratio,
         anchor_agreement=config.anchor_agreement,
+        replay=check_replay(config.replay, config.replay_ratio),
+        replay_ratio=config.replay_ratio,
     )
 
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import random
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 from app.labeler import CHARACTERS, Tokenizer
-from app.prompt import PageFields, parse_output
+from app.prompt import PageFields, PagePrompt, parse_output
 
 from .cases import PageCase, gather
 from .choice import PairRules, choose_for, rejected_of
@@ -33,6 +34,9 @@ logger = logging.getLogger(__name__)
 
 PAIRS_FILE = "pairs.jsonl"
 MANIFEST_FILE = "manifest.json"
+REPLAY_FILE = "samples.jsonl"  # what `python -m training synth` writes
+# rows whose chosen and rejected are the same text: the DPO term gives them no gradient
+NLL_ONLY_SOURCES = ("anchor", "replay")
 
 
 @dataclass
@@ -69,9 +73,17 @@ class PairsConfig:
         default=0.9,
         metadata={"help": "an anchor's samples must agree this much with its output (1 - CER)"},
     )
+    replay: Path | None = field(
+        default=None,
+        metadata={"help": "supervised pages of the base model (samples.jsonl, `training synth`)"},
+    )
+    replay_ratio: float = field(
+        default=0.0, metadata={"help": "NLL-only replay rows (from --replay) per pair (0: none)"}
+    )
 
     def __post_init__(self) -> None:
         self.snapshot, self.out = Path(self.snapshot), Path(self.out)
+        self.replay = check_replay(self.replay, self.replay_ratio)
         if self.judge not in get_args(JudgeName):
             raise ValueError(f"judge {self.judge!r}: one of {', '.join(get_args(JudgeName))}")
 
@@ -95,6 +107,8 @@ def main(config: PairsConfig) -> int:
         tokenizer,
         anchor_ratio=config.anchor_ratio,
         anchor_agreement=config.anchor_agreement,
+        replay=config.replay,
+        replay_ratio=config.replay_ratio,
     )
     print(report(build_pairs(config.snapshot, config.out, rules, config.candidates)))
     return 0
@@ -174,7 +188,10 @@ def build_pairs(
                     },
                 }
             )
-    rows += _anchor_rows(anchors, int(len(rows) * rules.anchor_ratio), snapshot, out, stats)
+    pairs = len(rows)
+    rows += _anchor_rows(anchors, int(pairs * rules.anchor_ratio), snapshot, out, stats)
+    if rules.replay is not None:
+        rows += _replay_rows(Path(rules.replay), int(pairs * rules.replay_ratio), out, stats)
     stats.rows = len(rows)
     tmp = out / (PAIRS_FILE + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
@@ -256,12 +273,68 @@ def _anchor_rows(
     return rows
 
 
+def check_replay(replay: Path | str | None, ratio: float) -> Path | None:
+    """The replay folder, checked: it must hold ``samples.jsonl`` when rows are asked of it."""
+    if ratio < 0:
+        raise ValueError("replay_ratio must not be negative")
+    if ratio > 0 and replay is None:
+        raise ValueError("replay_ratio needs --replay (a folder written by `training synth`)")
+    if replay is None:
+        return None
+    replay = Path(replay)
+    if not (replay / REPLAY_FILE).exists():
+        raise ValueError(
+            f"--replay {replay} holds no {REPLAY_FILE}: write it with `training synth`"
+        )
+    return replay
+
+
+def _replay_rows(folder: Path, count: int, out: Path, stats: PairStats) -> list[dict[str, Any]]:
+    """``count`` rehearsal rows drawn from the replay folder's samples (seeded): ocrguard's
+    own prompt (the one supervised training used), the ground truth as chosen and rejected."""
+    if count <= 0:
+        return []
+    lines = (folder / REPLAY_FILE).read_text(encoding="utf-8").splitlines()
+    samples = [json.loads(line) for line in lines if line.strip()]
+    if not samples:
+        raise ValueError(f"{folder / REPLAY_FILE} holds no samples")
+    # drawn, not strided: a stride would alias with the kinds a synth folder cycles through
+    chosen = sorted(random.Random(0).sample(range(len(samples)), min(count, len(samples))))
+    picked = [samples[k] for k in chosen]
+    prompt = PagePrompt().messages()
+    rows = []
+    for sample in picked:
+        image = f"{IMAGES_DIR}/replay-{Path(sample['image']).name}"
+        _link(folder / sample["image"], out / image)
+        stats.by_source["replay"] += 1
+        stats.by_rejected["replay"] += 1
+        message = [{"role": "assistant", "content": sample["target"]}]
+        meta = {k: sample.get(k) for k in ("kind", "seed", "index")}
+        rows.append(
+            {
+                "images": [image],
+                "prompt": prompt,
+                "chosen": message,
+                "rejected": message,
+                "meta": {**meta, "source": "replay", "rejected_from": "replay"},
+            }
+        )
+    return rows
+
+
+def nll_only_rows(by_source: dict[str, int]) -> dict[str, int]:
+    """Rows of a training set that only the NLL term acts on (chosen = rejected), by kind."""
+    return {source: by_source.get(source, 0) for source in NLL_ONLY_SOURCES}
+
+
 def report(stats: PairStats) -> str:
     """Counts and drop reasons, one per line, for the CLI."""
-    anchors = stats.by_source.get("anchor", 0)
-    lines = [f"{stats.rows - anchors} pairs from {stats.pages} pages"]
-    if anchors:
-        lines[0] += f", and {anchors} anchor rows (NLL only)"
+    extra = nll_only_rows(stats.by_source)
+    lines = [f"{stats.rows - sum(extra.values())} pairs from {stats.pages} pages"]
+    if extra["anchor"]:
+        lines[0] += f", and {extra['anchor']} anchor rows (NLL only)"
+    if extra["replay"]:
+        lines[0] += f", and {extra['replay']} replay rows (NLL only)"
     lines += [f"  chosen from {source}: {n}" for source, n in sorted(stats.by_source.items())]
     lines += [f"  rejected from {origin}: {n}" for origin, n in sorted(stats.by_rejected.items())]
     lines += [f"  pages dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]

@@ -272,3 +272,44 @@ def test_anchor_rows_hold_clean_served_pages_with_text(tmp_path):
 
     without = build_pairs(snapshot, tmp_path / "plain", PairRules(StructuralJudge()))
     assert "anchor" not in without.by_source and without.rows == 2
+
+
+def test_replay_rows_rehearse_the_supervised_pages_with_ocrguards_own_prompt(tmp_path):
+    from training.model.synth import write_dataset
+    from training.retrain.pairs import check_replay
+
+    snapshot = write_snapshot(
+        tmp_path / "snapshot",
+        [(record("a"), FEEDBACK), (record("b"), FEEDBACK), (record("c"), FEEDBACK)],
+    )
+    replay = write_dataset(tmp_path / "sft", seed=0, count=6, kinds=("line", "receipt"))
+    targets = [
+        json.loads(line)["target"] for line in (replay / "samples.jsonl").read_text().splitlines()
+    ]
+    out = tmp_path / "pairs"
+
+    stats = build_pairs(
+        snapshot, out, PairRules(StructuralJudge(), replay=replay, replay_ratio=2 / 3)
+    )
+
+    assert dict(stats.by_source) == {"feedback": 3, "replay": 2}  # 2/3 of a row per pair
+    rows = read_pairs(out)
+    replayed = [row for row in rows if row["meta"]["source"] == "replay"]
+    texts = [row["chosen"][0]["content"] for row in replayed]
+    assert len(set(texts)) == 2 and set(texts) <= set(targets)
+    assert all(row["chosen"] == row["rejected"] for row in replayed)
+    assert all(row["prompt"] == ocr_messages() for row in replayed)
+    # the same rows on every build (a try is reproducible)
+    again = build_pairs(snapshot, tmp_path / "again", PairRules(replay=replay, replay_ratio=2 / 3))
+    assert [r["chosen"] for r in read_pairs(tmp_path / "again")][-2:] == [
+        r["chosen"] for r in replayed
+    ]
+    assert again.by_source["replay"] == 2
+    assert all((out / row["images"][0]).exists() for row in replayed)
+    assert "3 pairs from 3 pages, and 2 replay rows (NLL only)" in report(stats)
+    assert len(load_pairs(out)) == 5
+
+    with pytest.raises(ValueError, match="needs --replay"):
+        check_replay(None, 0.5)
+    with pytest.raises(ValueError, match="holds no samples.jsonl"):
+        check_replay(tmp_path, 0.5)
