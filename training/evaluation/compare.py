@@ -15,7 +15,8 @@ class ReleaseRule:
     max_cer_increase: float = 0.005
     """Most a standard kind's CER may rise (0.005: half a point)."""
     valid_json_drop: float = 0.0
-    """Most a standard kind's valid-JSON rate may fall."""
+    """Most a standard kind's valid-JSON rate may fall, and the prone pages' (pooled,
+    greedy)."""
 
 
 @dataclass
@@ -32,9 +33,9 @@ class Comparison:
         return asdict(self)
 
 
-def pooled_rate(by_kind: dict[str, dict]) -> float:
+def pooled_rate(by_kind: dict[str, dict], rate: str = "degeneration_rate") -> float:
     pages = sum(s["pages"] for s in by_kind.values())
-    return sum(s["degeneration_rate"] * s["pages"] for s in by_kind.values()) / max(1, pages)
+    return sum(s[rate] * s["pages"] for s in by_kind.values()) / max(1, pages)
 
 
 def compare(results: dict[str, Any], serving: str, candidate: str, rule: ReleaseRule) -> Comparison:
@@ -59,6 +60,12 @@ def compare(results: dict[str, Any], serving: str, candidate: str, rule: Release
         comparison.reasons.append(
             f"prone degeneration reduced by {greedy['reduction']:.1%}, not over {rule.min_reduction:.1%}"
         )
+    if greedy is not None and "valid_json_rate" in _first(prone[serving]["greedy"]):
+        base = pooled_rate(prone[serving]["greedy"], "valid_json_rate")
+        change = pooled_rate(prone[candidate]["greedy"], "valid_json_rate") - base
+        comparison.json_change["prone (greedy, pooled)"] = round(change, 4)
+        if -change > rule.valid_json_drop:
+            comparison.reasons.append(f"prone pages' valid JSON {change:+.1%}")
     for kind, base in results["models"][serving].items():
         new = results["models"][candidate][kind]
         comparison.cer_change[kind] = round(new["cer"] - base["cer"], 4)
@@ -69,3 +76,7 @@ def compare(results: dict[str, Any], serving: str, candidate: str, rule: Release
             comparison.reasons.append(f"{kind} valid JSON {comparison.json_change[kind]:+.1%}")
     comparison.better = not comparison.reasons
     return comparison
+
+
+def _first(by_kind: dict[str, dict]) -> dict:
+    return next(iter(by_kind.values()), {})
