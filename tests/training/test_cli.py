@@ -42,6 +42,17 @@ def test_every_committed_recipe_reads_into_its_config():
         assert config.steps > 0 and isinstance(config.lr, float) and config.mix
 
 
+def test_the_dpo_recipe_reads_into_the_retrain_config():
+    from pathlib import Path
+
+    from training.cli import build_config
+    from training.retrain.loop import RetrainConfig
+
+    config = build_config(RetrainConfig, Path("training/recipes/dpo/ocrguard-tiny.yaml"), {})
+    assert config.replay_ratio > 0 and config.replay_synth > 0 and config.anchor_ratio > 0
+    assert Path(config.replay) == Path("data/replay-sft") and config.min_reduction == 0.594
+
+
 def test_flags_override_a_recipe_and_unknown_fields_are_refused(tmp_path):
     from training.cli import build_config
     from training.model.synth import SynthConfig

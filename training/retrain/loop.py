@@ -30,7 +30,7 @@ from ..model.release import save_bf16
 from .choice import PairRules
 from .export import ExportConfig, export
 from .judges import JudgeName, make_judge
-from .pairs import build_pairs, check_replay, report
+from .pairs import REPLAY_FILE, build_pairs, check_replay, report
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,13 @@ class RetrainConfig:
     )
     replay_ratio: float = field(
         default=0.0, metadata={"help": "NLL-only replay rows (from --replay) per pair (0: none)"}
+    )
+    replay_synth: int = field(
+        default=0,
+        metadata={
+            "help": "a --replay folder without samples.jsonl is first written with this many "
+            "pages of the synthetic generator at seed 0, the embedded model's SFT data (0: never)"
+        },
     )
     lora: bool = field(default=False, metadata={"help": "LoRA (merged) instead of full DPO"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta"})
@@ -119,6 +126,7 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
     work = Path(config.work)
     snapshot, pairs = work / "failures", work / "pairs"
     client = client or redis.Redis.from_url(config.redis_url)
+    _write_replay(config)
     exported = export(
         client,
         ExportConfig(
@@ -157,6 +165,20 @@ def retrain(config: RetrainConfig, client: redis.Redis | None = None) -> dict[st
         result.update(_evaluate(config, folder))
     (folder / "retrain.json").write_text(json.dumps(result, indent=2, default=str))
     return result
+
+
+def _write_replay(config: RetrainConfig) -> None:
+    """The embedded model's supervised pages, drawn again: its SFT recipes train on the
+    synthetic generator at seed 0 (training/recipes/ocrguard-tiny/), the evaluation kinds."""
+    if config.replay is None or config.replay_synth <= 0:
+        return
+    folder = Path(config.replay)
+    if (folder / REPLAY_FILE).exists():
+        return
+    from ..model.synth import parse_kinds, write_dataset
+
+    logger.info("writing %d replay pages to %s", config.replay_synth, folder)
+    write_dataset(folder, 0, config.replay_synth, parse_kinds(config.eval_kinds))
 
 
 def _rules(config: RetrainConfig) -> PairRules:

@@ -155,9 +155,14 @@ def test_retrain_from_redis_to_an_evaluated_candidate(
         eval_prone=1,
         max_new_tokens=4,
         threads=1,
+        replay=tmp_path / "replay",  # written by the first round: the SFT generator's pages
+        replay_ratio=1.0,
+        replay_synth=3,
     )
     first = retrain(config, redis_client)
-    assert first["export"]["written"] == 2 and first["pairs"]["by_source"] == {"recovered": 1}
+    assert first["export"]["written"] == 2
+    assert first["pairs"]["by_source"] == {"recovered": 1, "replay": 1}
+    assert len((tmp_path / "replay" / "samples.jsonl").read_text().splitlines()) == 3
     # the correction of page a arrives after that export: the next round still uses it
     correction = Correction(
         "a", 1, {"header": "", "margin": "", "footer": "", "text": "Nota fiscal"}
@@ -165,7 +170,7 @@ def test_retrain_from_redis_to_an_evaluated_candidate(
     redis_client.xadd(f"{key_prefix}corrections", correction.to_fields())
     result = retrain(config, redis_client)
     assert result["export"]["corrections"] == 1 and result["export"]["written"] == 0
-    assert result["pairs"]["by_source"] == {"feedback": 1, "recovered": 1}
+    assert result["pairs"]["by_source"] == {"feedback": 1, "recovered": 1, "replay": 2}
     folder = Path(result["model"])
     assert folder.parent == tmp_path / "work" / "versions"
     lineage = json.loads((folder / "lineage.json").read_text())
