@@ -60,7 +60,7 @@ def compare(results: dict[str, Any], serving: str, candidate: str, rule: Release
         comparison.reasons.append(
             f"prone degeneration reduced by {greedy['reduction']:.1%}, not over {rule.min_reduction:.1%}"
         )
-    if greedy is not None and "valid_json_rate" in _first(prone[serving]["greedy"]):
+    if greedy is not None:
         base = pooled_rate(prone[serving]["greedy"], "valid_json_rate")
         change = pooled_rate(prone[candidate]["greedy"], "valid_json_rate") - base
         comparison.json_change["prone (greedy, pooled)"] = round(change, 4)
@@ -76,7 +76,3 @@ def compare(results: dict[str, Any], serving: str, candidate: str, rule: Release
             comparison.reasons.append(f"{kind} valid JSON {comparison.json_change[kind]:+.1%}")
     comparison.better = not comparison.reasons
     return comparison
-
-
-def _first(by_kind: dict[str, dict]) -> dict:
-    return next(iter(by_kind.values()), {})

@@ -258,19 +258,29 @@ def _anchor_rows(
     rows = []
     for case in picked:
         _link(snapshot / case.image, out / case.image)  # type: ignore[operator]
-        stats.by_source["anchor"] += 1
-        stats.by_rejected["anchor"] += 1
-        message = [{"role": "assistant", "content": case.returned}]
         rows.append(
-            {
-                "images": [case.image],
-                "prompt": case.prompt.messages(),
-                "chosen": message,
-                "rejected": message,
-                "meta": {**case.meta, "source": "anchor", "rejected_from": "anchor"},
-            }
+            _nll_only_row(
+                "anchor", case.image, case.prompt.messages(), case.returned, case.meta, stats
+            )
         )
     return rows
+
+
+def _nll_only_row(
+    source: str, image: str, prompt: list, text: str, meta: dict[str, Any], stats: PairStats
+) -> dict[str, Any]:
+    """A row whose chosen and rejected are both ``text``: the DPO term gives it no gradient,
+    only the NLL term (``sft_weight``) acts on it."""
+    stats.by_source[source] += 1
+    stats.by_rejected[source] += 1
+    message = [{"role": "assistant", "content": text}]
+    return {
+        "images": [image],
+        "prompt": prompt,
+        "chosen": message,
+        "rejected": message,
+        "meta": {**meta, "source": source, "rejected_from": source},
+    }
 
 
 def check_replay(replay: Path | str | None, ratio: float) -> Path | None:
@@ -306,19 +316,8 @@ def _replay_rows(folder: Path, count: int, out: Path, stats: PairStats) -> list[
     for sample in picked:
         image = f"{IMAGES_DIR}/replay-{Path(sample['image']).name}"
         _link(folder / sample["image"], out / image)
-        stats.by_source["replay"] += 1
-        stats.by_rejected["replay"] += 1
-        message = [{"role": "assistant", "content": sample["target"]}]
         meta = {k: sample.get(k) for k in ("kind", "seed", "index")}
-        rows.append(
-            {
-                "images": [image],
-                "prompt": prompt,
-                "chosen": message,
-                "rejected": message,
-                "meta": {**meta, "source": "replay", "rejected_from": "replay"},
-            }
-        )
+        rows.append(_nll_only_row("replay", image, prompt, sample["target"], meta, stats))
     return rows
 
 
