@@ -99,13 +99,21 @@ class LoopDetector:
     def _feed_tokens(self, token_ids: Sequence[int], text_delta: str) -> bool:
         """Several tokens in one step (an engine that fell behind hands over a few at once):
         their text is known as a whole and belongs to the last one, so what became hot is
-        judged once the step's last token is in, when the text of every unit is known."""
+        judged once the step's last token is in, when the text of every unit is known.
+
+        A token first seen here has no text of its own to tell a number by: it is taken for a
+        word, and stays one for the generation. A symbol must not change between copies: a
+        number token pushed as a word in one step and as a number in the next broke the exact
+        run, and a rewind kept several copies of the loop (a vLLM test, under load)."""
         symbols, texts, push = self._symbols, self._texts, self._tokens.push
         last = len(token_ids) - 1
         step_hot: set[int] = set()
         for n, tid in enumerate(token_ids):
             texts.append(text_delta if n == last else "")
-            hot = push(symbols.get(tid, tid))
+            symbol = symbols.get(tid)
+            if symbol is None:
+                symbol = symbols[tid] = tid
+            hot = push(symbol)
             if hot is not None:
                 step_hot.update(hot)
         if step_hot and self._check_tokens(sorted(step_hot)):

@@ -300,6 +300,24 @@ def test_multi_token_steps_trip_where_single_tokens_do(step):
     assert one.trip_at <= many.trip_at < one.trip_at + step
 
 
+@pytest.mark.parametrize("sizes", [(5, 1, 1), (2, 1, 3, 1), (1, 8, 1, 2), (3, 1, 1, 13)])
+def test_steps_of_changing_size_keep_the_onset_of_a_loop_with_a_number(sizes):
+    # vLLM under load hands over steps of one token, then several: a number token first seen
+    # inside a step (no text of its own) must stay the same symbol when it comes alone, or
+    # the exact run breaks there and the onset moves copies later (a rewind then kept them).
+    ids, pieces = WordTokenizer().encode("Nota São Prefei 123 " * 30)
+    single = scan_text("Nota São Prefei 123 " * 30)
+    detector, start = LoopDetector(), 0
+    for size in itertools.cycle(sizes):
+        step = slice(start, start + size)
+        start += size
+        if detector.feed(tuple(ids[step]), "".join(pieces[step])) or start >= len(ids):
+            break
+    verdict = detector.verdict
+    assert single is not None and verdict is not None
+    assert (verdict.kind, verdict.period, verdict.onset) == (single.kind, 4, single.onset)
+
+
 def test_config_validates_and_is_versioned():
     assert DEFAULT_CONFIG.version
     with pytest.raises(ValueError):
