@@ -18,7 +18,10 @@ _CJK_NUMBER = re.compile(r"[一二三四五六七八九十百千零〇]+")
 _ROW_MIN_CHARS = 40
 _ROW_SIMILARITY = 0.95
 
-_EDGE_MARKUP = re.compile(r"^[\s*_`>#-]+|[\s*_`]+$")
+# Markup at a line's edges (a list bullet, emphasis, a quote); lines come normalized, their
+# only whitespace single spaces, so stripping these characters is the whole job.
+_EDGE_HEAD = " *_`>#-"
+_EDGE_TAIL = " *_`"
 
 
 class EchoTracker:
@@ -31,7 +34,7 @@ class EchoTracker:
         self._run_start = 0
 
     def feed(self, line: str, start: int, end: int) -> Verdict | None:
-        bare = _EDGE_MARKUP.sub("", line)
+        bare = line.lstrip(_EDGE_HEAD).rstrip(_EDGE_TAIL)
         previous, self._previous = self._previous, (bare, start)
         if previous is None or not bare or not previous[0] or bare == previous[0]:
             self._run = 0

@@ -9,6 +9,7 @@ from .config import UnitClass
 # Markup carries no content of its own: an empty HTML cell is as much filler as "| |".
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|&nbsp;|&#?\w+;")
 _DIGITS = re.compile(r"\d+")
+_ANY_DIGIT = re.compile(r"\d").search
 # A receipt or invoice item: an amount of money and a quantity (Brazilian and English forms).
 _MONEY = re.compile(r"\d[.,]\d{2}(?!\d)")
 _QUANTITY = re.compile(
@@ -129,6 +130,8 @@ def counted_sentence(line: str) -> str | None:
         return None
     if "第" in line:
         line = _CJK_ENUMERATOR.sub(r"第0\1", line)
+    elif _ANY_DIGIT(line) is None:
+        return None  # both patterns need a digit: most lines of prose end here
     head = _LEADING.match(line)
     start = head.end() if head else 0
     tail = _TRAILING.search(line, start)
