@@ -7,8 +7,9 @@
 Sets: real degenerate outputs and real legitimate repetition (bench/guard/corpus, sources in
 its manifest), loops injected into real documents at a known onset (bench/guard/synthetic.py),
 and clean synthetic pages from the embedded model's generator (training/model/synth.py). The
-held-out real corpus (bench/guard/corpus/holdout: collected after the thresholds were set,
-never read while setting them) is reported on its own.
+held-out real corpora (bench/guard/corpus/holdout*: each collected after the thresholds were
+set, never read while setting them; their READMEs say whether that still holds) are reported
+each on its own.
 """
 
 from __future__ import annotations
@@ -121,6 +122,26 @@ def held_out_row(det, holdout: dict[str, list]) -> dict:
     }
 
 
+def print_held_out(name: str, items: dict[str, list], rows: list[dict]) -> None:
+    n_held, n_held_legit = len(items["degenerate"]), len(items["legit"])
+    print(
+        f"\nreal corpus collected apart from tuning (bench/guard/corpus/{name}; its README "
+        "says what it was used for since): "
+        f"degenerate {n_held}, legitimate {n_held_legit}\n"
+    )
+    print(
+        "| detector | recall (clear / hard) | >=3 exact copies | FA legit (of "
+        f"{n_held_legit}) | missed | flagged |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['detector']} | {r['recall']:.1%} ({r['clear']:.0%} / {r['hard']:.0%}) | "
+            f"{r['exact3']:.0%} of {r['exact3_items']} | {len(r['flagged'])} | "
+            f"{', '.join(r['missed']) or '-'} | {', '.join(r['flagged']) or '-'} |"
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -166,12 +187,17 @@ def main() -> int:
         label = f"ocrguard {getattr(version, 'version', '?')} ({args.against})"
         detectors.append(Ocrguard(old, label))
     detectors += PEERS
-    holdout = {"degenerate": [], "legit": []}
-    for item in corpus.manifest(corpus.HOLDOUT):
-        holdout[item["set"]].append((item, encode(tokenizer, corpus.read(item))))
-    rows, kind_rows, misses, held = [], [], {}, []
+    held_sets: dict[str, dict[str, list]] = {}
+    for folder in corpus.holdouts():
+        items = held_sets[folder.name] = {"degenerate": [], "legit": []}
+        for item in corpus.manifest(folder):
+            items[item["set"]].append((item, encode(tokenizer, corpus.read(item))))
+    holdout = held_sets[corpus.HOLDOUT.name]
+    rows, kind_rows, misses = [], [], {}
+    held: dict[str, list[dict]] = {name: [] for name in held_sets}
     for det in detectors:
-        held.append(held_out_row(det, holdout))
+        for name, items in held_sets.items():
+            held[name].append(held_out_row(det, items))
         real_hits = [
             det.first_trip(ids, texts) is not None for _, (ids, texts) in real["degenerate"]
         ]
@@ -280,23 +306,8 @@ def main() -> int:
         f"{len(page['legit_flagged'])} ({', '.join(page['legit_flagged']) or '-'}) | "
         f"{page['clean_false_alarms']} |"
     )
-    n_held, n_held_legit = len(holdout["degenerate"]), len(holdout["legit"])
-    print(
-        f"\nreal corpus collected apart from tuning (bench/guard/corpus/holdout; its README "
-        "says what it was used for since): "
-        f"degenerate {n_held}, legitimate {n_held_legit}\n"
-    )
-    print(
-        "| detector | recall (clear / hard) | >=3 exact copies | FA legit (of "
-        f"{n_held_legit}) | missed | flagged |"
-    )
-    print("|---|---|---|---|---|---|")
-    for r in held:
-        print(
-            f"| {r['detector']} | {r['recall']:.1%} ({r['clear']:.0%} / {r['hard']:.0%}) | "
-            f"{r['exact3']:.0%} of {r['exact3_items']} | {len(r['flagged'])} | "
-            f"{', '.join(r['missed']) or '-'} | {', '.join(r['flagged']) or '-'} |"
-        )
+    for name, items in held_sets.items():
+        print_held_out(name, items, held[name])
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -304,7 +315,8 @@ def main() -> int:
                     "rows": rows,
                     "by_kind": kind_rows,
                     "ocrguard": misses,
-                    "holdout": held,
+                    "holdout": held[corpus.HOLDOUT.name],
+                    "held_out_sets": held,
                     "page_evidence": page,
                 },
                 indent=2,

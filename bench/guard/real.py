@@ -1,8 +1,9 @@
 """The real corpus of degenerate and legitimate texts: its manifest and its files.
 
-``corpus/`` holds the texts the guard's thresholds were tuned on; ``corpus/holdout/`` texts
-collected afterwards in a separate pass and never read while tuning (its README): recall
-and false alarms there measure the guard on real text it was not fitted to.
+``corpus/`` holds the texts the guard's thresholds were tuned on; ``corpus/holdout*/`` texts
+collected afterwards, each in a separate pass and never read while tuning (their READMEs say
+whether that still holds): recall and false alarms there measure the guard on real text it
+was not fitted to. ``holdout/`` was used once for tuning since; ``holdout2/`` replaces it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,12 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 HOLDOUT = CORPUS / "holdout"
+HOLDOUTS = (HOLDOUT, CORPUS / "holdout2")  # in the order they were collected
+
+
+def holdouts() -> list[Path]:
+    """The held-out folders present (a checkout may predate the later ones)."""
+    return [folder for folder in HOLDOUTS if (folder / "manifest.jsonl").exists()]
 
 
 def manifest(folder: Path = CORPUS) -> list[dict]:
