@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   OCRGUARD_MODEL=/models/dharma-ocr-lite OCRGUARD_ENGINE=vllm ocrguard serve
   ocrguard guard scan outputs/*.txt
   ocrguard guard scan --tokenizer models/ocrguard-tiny page.txt
+  ocrguard guard scan --image page.png page.txt   # with the page's evidence, as served
 """
 
 
@@ -46,15 +47,44 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="model folder whose tokenizer to use (default: the served model's)",
     )
+    evidence = scan.add_mutually_exclusive_group()
+    evidence.add_argument(
+        "--image",
+        type=Path,
+        help="the page image the texts were read from: the guard counts its text lines, as "
+        "the service does, and judges the texts with that evidence",
+    )
+    evidence.add_argument(
+        "--page-lines",
+        type=int,
+        help="text lines the page holds (instead of --image)",
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         from .server import serve as run_server
 
         return run_server(args.host, args.port)
-    return _scan(args.files, args.tokenizer)
+    if args.page_lines is not None and args.page_lines < 0:
+        parser.error("--page-lines must be >= 0")
+    page_lines = args.page_lines
+    if args.image is not None:
+        page_lines = _count_page_lines(args.image, parser)
+    return _scan(args.files, args.tokenizer, page_lines)
 
 
-def _scan(files: list[Path], tokenizer_path: str | None) -> int:
+def _count_page_lines(image: Path, parser: argparse.ArgumentParser) -> int:
+    from PIL import Image, UnidentifiedImageError
+
+    from .page_lines import count_text_lines
+
+    try:
+        with Image.open(image) as page:
+            return count_text_lines(page)
+    except (OSError, UnidentifiedImageError) as exc:
+        parser.error(f"--image {image}: {exc}")
+
+
+def _scan(files: list[Path], tokenizer_path: str | None, page_lines: int | None = None) -> int:
     from transformers import AutoTokenizer
 
     from .config import get_settings
@@ -72,7 +102,7 @@ def _scan(files: list[Path], tokenizer_path: str | None) -> int:
             print(json.dumps({"file": str(file), "error": str(exc)}), flush=True)
             status = 1
             continue
-        verdict = label_text(tokenizer, text, DEFAULT_CONFIG)
+        verdict = label_text(tokenizer, text, DEFAULT_CONFIG, page_lines)
         line = {
             "file": str(file),
             "tripped": verdict is not None,
@@ -83,6 +113,7 @@ def _scan(files: list[Path], tokenizer_path: str | None) -> int:
             "repeats": None,
             "tokens": len(tokenizer.encode(text, add_special_tokens=False)),
             "guard_version": DEFAULT_CONFIG.version,
+            "page_lines": page_lines,
         }
         if verdict is not None:
             line.update(verdict.as_dict())

@@ -77,18 +77,24 @@ def label_ids(
     eos: int | Collection[int] | None = None,
     max_tokens: int | None = None,
     config: GuardConfig = DEFAULT_CONFIG,
+    page_lines: int | None = None,
 ) -> Label:
     """Label generated token ids (cut at ``eos``); ``max_tokens`` is the generation's limit,
-    so that an output that reached it without ending counts as degenerate."""
+    so that an output that reached it without ending counts as degenerate. ``page_lines``:
+    the page's evidence, as the live guard has it (app/page_lines.py), when known."""
     ids, ended = until_eos(token_ids, eos)
-    verdict = scan(ids, stream_texts(tokenizer, ids), config)
+    verdict = scan(ids, stream_texts(tokenizer, ids), config, page_lines)
     hit_limit = not ended and max_tokens is not None and len(ids) >= max_tokens
     return Label(ids, verdict, hit_limit)
 
 
 def label_text(
-    tokenizer: Tokenizer, text: str, config: GuardConfig = DEFAULT_CONFIG
+    tokenizer: Tokenizer,
+    text: str,
+    config: GuardConfig = DEFAULT_CONFIG,
+    page_lines: int | None = None,
 ) -> Verdict | None:
-    """The guard's verdict on a text, tokenized as the model would have written it."""
+    """The guard's verdict on a text, tokenized as the model would have written it;
+    ``page_lines`` as in ``label_ids``."""
     ids = tokenizer.encode(text, add_special_tokens=False)
-    return scan(ids, stream_texts(tokenizer, ids), config)
+    return scan(ids, stream_texts(tokenizer, ids), config, page_lines)

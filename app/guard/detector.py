@@ -327,9 +327,11 @@ def scan(
     token_ids: Sequence[int],
     token_texts: Sequence[str] | None = None,
     config: GuardConfig = DEFAULT_CONFIG,
+    page_lines: int | None = None,
 ) -> Verdict | None:
-    """Run a whole finished output through a fresh detector (offline labelling)."""
-    detector = LoopDetector(config)
+    """Run a whole finished output through a fresh detector (offline labelling);
+    ``page_lines``: text lines the page image holds, when the page is at hand."""
+    detector = LoopDetector(config, page_lines)
     texts: Iterable[str] = token_texts if token_texts is not None else [""] * len(token_ids)
     for tid, text in zip(token_ids, texts, strict=True):
         verdict = detector.feed((tid,), text)

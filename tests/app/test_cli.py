@@ -52,6 +52,36 @@ def test_guard_scan_prints_one_json_line_per_file(tmp_path, random_model):
     assert {"file", "tripped", "kind", "period", "onset", "trip_at"} <= set(first)
 
 
+def test_guard_scan_judges_with_the_page_s_evidence_when_given_the_image(tmp_path, random_model):
+    from PIL import Image
+
+    rows = tmp_path / "rows.txt"
+    rows.write_text("Cupom\n" + "| Café | 1 | 5,00 |\n" * 7, encoding="utf-8")
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (400, 300), "white").save(blank)
+
+    def scan(*options: str) -> dict:
+        command = [sys.executable, "-m", "app.cli", "guard", "scan", "--tokenizer"]
+        command += [str(random_model), *options, str(rows)]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    # seven identical rows: a receipt may print them; a page that holds 4 lines, or none, not
+    assert scan()["tripped"] is False and scan()["page_lines"] is None
+    told = scan("--page-lines", "4")
+    assert told["tripped"] is True and told["kind"] == "line_loop" and told["page_lines"] == 4
+    seen = scan("--image", str(blank))
+    assert seen["tripped"] is True and seen["page_lines"] == 0
+    not_an_image = subprocess.run(
+        [sys.executable, "-m", "app.cli", "guard", "scan", "--image", str(rows), str(rows)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert not_an_image.returncode == 2 and "--image" in not_an_image.stderr
+
+
 @pytest.mark.slow
 def test_sigterm_fails_readiness_first_and_lets_inflight_requests_finish(
     tmp_path, stuck_model, key_prefix
