@@ -21,7 +21,7 @@ class GuardConfig:
     failure records so that offline labels and online trips stay comparable.
     """
 
-    version: str = "2026.12.2"
+    version: str = "2026.12.3"
     """Identifies this set of thresholds in metrics, failure records and evaluations."""
 
     max_period: int = 256
@@ -70,9 +70,16 @@ class GuardConfig:
     """Whole lines without letters or digits (empty table rows ``|  |  |``) trip at this
     many consecutive copies: blank forms repeat empty rows legitimately."""
 
-    whitespace_max_chars: int = 128
-    """Units of whitespace only (blank lines, indentation) trip once the run reaches this
-    many characters; extracted documents hold long blank runs between sections."""
+    whitespace_max_chars: int = 256
+    """Units of whitespace only (blank lines, indentation) trip once one line of the run
+    holds this many characters of it, or the run ``blank_max_lines`` line breaks. Counted per
+    line: OCR that keeps the page's layout pads every line to the page's width (a
+    photographed receipt: 514 characters of blank lines padded to 111 columns), and no page
+    is wider than this."""
+
+    blank_max_lines: int = 48
+    """Line breaks a run of whitespace only may hold (extracted documents hold long blank
+    runs between sections: 38 in the legitimate corpus)."""
 
     fuzzy_min_copies: int = 16
     """Fewest copies for a loop whose copies differ (changing numbers, a few substituted

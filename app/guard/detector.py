@@ -251,9 +251,9 @@ class LoopDetector:
             return True  # the page holds no text: whatever repeats is not on it
         if unit == "structural":
             text = self._text_between(i - p + 1, i + 1)
-            chars = sum(map(len, self._texts[max(0, i - run - p + 1) : i + 1]))
             if not text.strip():
-                return chars >= cfg.whitespace_max_chars
+                return _blank_needs(cfg, self._text_between(i - run - p + 1, i + 1)) <= 0
+            chars = sum(map(len, self._texts[max(0, i - run - p + 1) : i + 1]))
             if "\n" in text:
                 return run + p >= cfg.structural_max_lines * p
             return chars >= _structural_limit(cfg, text)
@@ -268,9 +268,12 @@ class LoopDetector:
         text = "".join(unit)
         if "\n" in text and text.strip():
             return max(1, (cfg.structural_max_lines - 1) * p - run)
+        longest = max(1, max(map(len, unit)))
+        if not text.strip():
+            needed = _blank_needs(cfg, self._text_between(i - run - p + 1, i + 1))
+            return max(1, -(-needed // longest))
         chars = sum(map(len, self._texts[max(0, i - run - p + 1) : i + 1]))
-        limit = _structural_limit(cfg, text) if text.strip() else cfg.whitespace_max_chars
-        return max(1, -(-(limit - chars) // max(1, max(map(len, unit)))))
+        return max(1, -(-(_structural_limit(cfg, text) - chars) // longest))
 
     def _token_kind(self, p: int, i: int) -> LoopKind:
         if p == 1:
@@ -306,6 +309,16 @@ def _first_checks(config: GuardConfig) -> list[int]:
         window = max(6, p - config.twice_slack_tokens)
         checks.append(window if window <= p else floor)
     return checks
+
+
+def _blank_needs(cfg: GuardConfig, span: str) -> int:
+    """Characters a run of whitespace must still grow by to trip (<= 0: it trips): its last
+    line reaching ``whitespace_max_chars``, or its line breaks ``blank_max_lines``. A lower
+    bound, so that scheduling the next check on it misses nothing."""
+    lines = span.split("\n")
+    if max(map(len, lines)) >= cfg.whitespace_max_chars:
+        return 0
+    return min(cfg.whitespace_max_chars - len(lines[-1]), cfg.blank_max_lines - len(lines) + 1)
 
 
 def _structural_limit(cfg: GuardConfig, unit: str) -> int:

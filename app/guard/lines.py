@@ -90,7 +90,7 @@ class LineTracker:
             verdict
             or self._check_counter(norm, n, end)
             or self._check_restart(norm, n, end)
-            or self._check_reemission(norm, n, start, end)
+            or self._check_reemission(norm, n, start, end, exact)
             or self._echoes.feed(norm, start, end)
         )
 
@@ -114,7 +114,9 @@ class LineTracker:
         cfg = self.config
         block = "\n".join(self._lines[n - q + 1 :])
         period = end - self._ends[n - q]
-        unit = classify_unit(block)
+        # with its closing line break, as a copy follows it: classify_unit turns a unit to
+        # start at a line start, which without it glued the last line to the first
+        unit = classify_unit(block + "\n")
         if run_exact:
             span = run_exact + q
             # A loop that began mid-line: its first copy ends the line above the run.
@@ -204,10 +206,19 @@ class LineTracker:
                 self._restart = earlier
         return None
 
-    def _check_reemission(self, norm: str, n: int, start: int, end: int) -> Verdict | None:
+    def _check_reemission(
+        self, norm: str, n: int, start: int, end: int, exact: dict[int, int]
+    ) -> Verdict | None:
+        """The same line coming back, other text between its copies. A line that comes back
+        with the line above it, at the same distance, in a block of records (a receipt's
+        item block: the item, its discount code, its discount) is the block view's to judge:
+        a receipt prints the same item again after others."""
         cfg = self.config
         if len(norm) < cfg.reemission_min_chars:
             return None
+        for q, run in exact.items():
+            if run >= 2 and self._records(n, min(run, q)):
+                return None
         entry = self._seen.get(norm)
         if entry is None:
             if has_letters(norm, 4):  # judged once per distinct line
@@ -223,6 +234,10 @@ class LineTracker:
             return None
         period = max(1, (end - first_token) // count)
         return Verdict("block_reemission", period, first_token, count, end)
+
+    def _records(self, n: int, count: int) -> bool:
+        """Whether the ``count`` lines ending at line ``n`` are records or filler."""
+        return classify_unit("\n".join(self._lines[n - count + 1 : n + 1]) + "\n") != "content"
 
     def _verdict(self, kind, period: int, first_line: int, repeats: int, end: int) -> Verdict:
         onset = self._begins[first_line]

@@ -15,6 +15,12 @@ _MONEY = re.compile(r"\d[.,]\d{2}(?!\d)")
 _QUANTITY = re.compile(
     r"(?i)\b(?:qtde?|qtd|quant|qty|un|und|unid|kg|pc|pç|cx|lt|vl\.?\s*unit)\b|\d\s*[x×]\s*\d"
 )
+# A receipt or invoice line with its whitespace collapsed: a short description (an item code,
+# a name) whose last field is an amount, perhaps a discount in parentheses, perhaps followed by
+# a tax flag ("GLITTER PAINT 1.00 F", "752701 SECRET CELLARS CABERNE $6.97", "Discount ($0.70)").
+_PRICE_LINE = re.compile(
+    r"(?i)^(?:\S+ ){1,8}\(?-? ?(?:r\$|[$€£])? ?\d{1,3}(?:[.,]\d{3})*[.,]\d{2} ?\)?(?: [a-z*]{1,2})?$"
+)
 _CELL = re.compile(r"\||\t")
 _CELL_MAX_WORDS = 12  # a table cell holds a few words, not a paragraph
 # An enumeration's marker: I -, II -, a), 3., 4º ...
@@ -79,12 +85,18 @@ _SHORT_FIELD = 32  # characters: "Vl. Total" / "4,99", a receipt's label and amo
 
 
 def _is_item(text: str) -> bool:
-    """An item with its quantity and amount, or short label/amount lines around an amount."""
+    """An item with its quantity and amount, or lines around an amount each a short label or
+    a price line. Lines are measured with their whitespace collapsed: OCR that keeps the
+    layout pads a receipt's lines to the page's width."""
     if not _MONEY.search(text):
         return False
     if _QUANTITY.search(text):
         return True
-    return all(len(line.strip()) <= _SHORT_FIELD for line in text.split("\n"))
+    for line in text.split("\n"):
+        line = " ".join(line.split())
+        if len(line) > _SHORT_FIELD and not _PRICE_LINE.match(line):
+            return False
+    return True
 
 
 def normalize_line(line: str) -> str:

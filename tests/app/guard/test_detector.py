@@ -206,6 +206,12 @@ def test_header_re_emitted_between_other_lines():
     assert verdict is not None and verdict.kind == "block_reemission"
 
 
+ITEM_BLOCK = (
+    f"004512 CERVEJA PILSEN LATA 350ML{' ' * 28}R$ 4,99\n"
+    "       Desconto: LEVE 3 PAGUE 2\n"
+    f"       Desconto{' ' * 40}(R$ 0,50)\n"
+)
+
 LEGITIMATE = {
     "table-empty-cells": "| Nome | CPF | Assinatura |\n|---|---|---|\n" + "|  |  |  |\n" * 12,
     "dotted-leaders": "".join(f"Capítulo {i} {'.' * 60} {i * 7}\n" for i in range(1, 15)),
@@ -261,12 +267,45 @@ LEGITIMATE = {
         f"| {i} | 10/{(i - 1) % 12 + 1:02d}/2025 | Boleto bancário pago | R$ 150,00 |\n"
         for i in range(1, 49)
     ),
+    # OCR that keeps the layout pads a receipt's rows to the page's width
+    "receipt-rows-padded": "MERCADO BOA VISTA\n"
+    + f"CANETA ESFEROGRAFICA AZUL BIC CRISTAL{' ' * 20}1,25 T\n" * 4
+    + f"CADERNO 96 FOLHAS{' ' * 35}9,90 T\n"
+    + f"TOTAL{' ' * 43}R$ 14,90\n",
+    # an item printed in a block with its discount, bought six times, another item between
+    "receipt-item-blocks": "ADEGA CENTRAL\nCOD DESCRICAO VALOR\n"
+    + ITEM_BLOCK * 4
+    + f"004618 VINHO TINTO SECO 750ML{' ' * 30}R$ 29,90\n" * 2
+    + ITEM_BLOCK * 2
+    + "SUBTOTAL R$ 86,70\n",
 }
 
 
 @pytest.mark.parametrize("text", LEGITIMATE.values(), ids=LEGITIMATE.keys())
 def test_legitimate_repetition_does_not_trip(text):
     assert scan_text(text) is None
+
+
+def test_a_loop_of_a_receipt_item_block_still_trips():
+    verdict = scan_text("ADEGA CENTRAL\nCOD DESCRICAO VALOR\n" + ITEM_BLOCK * 20)
+    assert verdict is not None and verdict.kind in ("block_loop", "line_loop")
+
+
+def _feed(pieces: list[str]):
+    detector = LoopDetector()
+    ids = [hash(p) % 100_000 for p in pieces]
+    return next((v for i, p in zip(ids, pieces) if (v := detector.feed((i,), p))), None)
+
+
+def test_whitespace_runs_are_judged_per_line():
+    intro = ["Relatório", " anual", ".", "\n"]
+    # a page's blank area, every line padded to 100 columns: six lines are a layout
+    assert _feed(intro + [" " * 100 + "\n"] * 6 + ["Fim", "\n"]) is None
+    # blank lines without end, and spaces without end on one line, are loops
+    newlines = _feed(intro + ["\n"] * 200)
+    assert newlines is not None and newlines.trip_at < 4 + 60
+    spaces = _feed(intro + ["  "] * 400)
+    assert spaces is not None and spaces.trip_at < 4 + 160
 
 
 def test_reset_forgets_everything():
