@@ -318,7 +318,7 @@ def render_tables(results: dict[str, Any], batch_size: int, device: str) -> str:
     lines = [
         f"held-out pages: {results['per_kind']} per kind, seed {EVAL_SEED}, greedy, "
         f"max_new_tokens {results['max_new_tokens']}, batch {batch_size}, device {device}, "
-        f"guard {DEFAULT_CONFIG.version}",
+        f"guard {results.get('guard_version', DEFAULT_CONFIG.version)}",  # that labelled them
         "",
         "| model | kind | pages | CER | exact | valid JSON | degeneration | mean tokens | tokens/s |",
         "|---|---|---|---|---|---|---|---|---|",

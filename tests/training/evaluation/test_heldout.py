@@ -59,3 +59,13 @@ def test_an_evaluation_leaves_the_tokenizer_as_it_found_it(tmp_path):
     processor.save_pretrained(tmp_path / "saved")
     saved = json.loads((tmp_path / "saved" / "tokenizer.json").read_text(encoding="utf-8"))
     assert saved["padding"] is None
+
+
+def test_tables_name_the_guard_that_labelled_the_results_not_the_one_reading_them():
+    from training.evaluation.heldout import render_tables
+
+    score = {"pages": 1, "cer": 0.0, "exact_rate": 1.0, "valid_json_rate": 1.0}
+    score |= {"degeneration_rate": 0.0, "mean_generated_tokens": 3.0, "tokens_per_second": 9.0}
+    results = {"per_kind": 1, "max_new_tokens": 8, "guard_version": "1999.1.1"}
+    results |= {"models": {"m": {"line": score}}, "prone": {}}
+    assert "guard 1999.1.1" in render_tables(results, 1, "cpu").splitlines()[0]
