@@ -20,6 +20,7 @@ from typing import Any
 
 from app.guard import DEFAULT_CONFIG
 from app.labeler import Label, label_ids
+from app.page_lines import count_text_lines
 from app.prompt import ocr_messages, parse_output
 
 from ..model.loading import load_model, load_processor
@@ -58,6 +59,13 @@ class EvalConfig:
         default="0.7",
         metadata={"help": "sampled decodings of the prone pages besides greedy (comma list)"},
     )
+    page_evidence: bool = field(
+        default=False,
+        metadata={
+            "help": "label degeneration as the served guard does, with each page's count of "
+            "text lines (app/page_lines.py); off: the text alone, as results so far were"
+        },
+    )
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -85,6 +93,7 @@ def main(config: EvalConfig) -> int:
         config.device,
         prone_per_kind=config.prone,
         temperatures=config.sampled(),
+        page_evidence=config.page_evidence,
     )
     if config.out is not None:
         Path(config.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))
@@ -170,14 +179,15 @@ def evaluate_loaded(
     *,
     source: Source | None = None,
     temperature: float = 0.0,
+    page_evidence: bool = False,
 ) -> dict[str, dict]:
     """``evaluate_model`` for a model already in memory (SFT's periodic evaluation).
 
     Pages come from ``source`` (default: the synthetic generator at ``seed``); greedy, or
     sampled at ``temperature`` with a seed per batch (the same pages and draws for every
     model). With ``records``, one dict per page (kind, reference, hypothesis, cer, and both
-    sides' fields as dicts; ``hypothesis_fields`` is None where the output is not the JSON)
-    is appended.
+    sides' fields as dicts; ``hypothesis_fields`` is None where the output is not the JSON;
+    ``page_lines``, the page's evidence when ``page_evidence`` labels with it) is appended.
     """
     tokenizer = processor.tokenizer
     padding_side, backend_padding = tokenizer.padding_side, tokenizer.backend_tokenizer.padding
@@ -187,7 +197,7 @@ def evaluate_loaded(
         return {
             kind: _evaluate_kind(
                 processor, model, kind, pages, per_kind, max_new_tokens, batch_size,
-                temperature, label, records,
+                temperature, label, records, page_evidence,
             )
             for kind in kinds
         }  # fmt: skip
@@ -201,7 +211,17 @@ def evaluate_loaded(
 
 
 def _evaluate_kind(
-    processor, model, kind, pages, per_kind, max_new_tokens, batch_size, temperature, label, records
+    processor,
+    model,
+    kind,
+    pages,
+    per_kind,
+    max_new_tokens,
+    batch_size,
+    temperature,
+    label,
+    records,
+    page_evidence=False,
 ) -> dict:
     import torch
 
@@ -229,7 +249,10 @@ def _evaluate_kind(
         scores.seconds += time.perf_counter() - began
         progress.update(len(samples))
         for sample, row in zip(samples, output[:, inputs["input_ids"].shape[1] :].tolist()):
-            read = label_ids(tokenizer, row, eos=eos, max_tokens=max_new_tokens)
+            page_lines = count_text_lines(sample.image) if page_evidence else None
+            read = label_ids(
+                tokenizer, row, eos=eos, max_tokens=max_new_tokens, page_lines=page_lines
+            )
             text = tokenizer.decode(read.token_ids, skip_special_tokens=True)
             fields = parse_output(text)
             hypothesis = fields.transcription if fields is not None else text
@@ -246,6 +269,7 @@ def _evaluate_kind(
                         "degenerate": read.degenerate,
                         "reference_fields": asdict(sample.fields),
                         "hypothesis_fields": asdict(fields) if fields is not None else None,
+                        "page_lines": page_lines,
                     }
                 )
             if len(scores.examples) < 3:
@@ -273,10 +297,12 @@ def evaluate_models(
     device: str = "cpu",
     prone_per_kind: int = 0,
     temperatures: tuple[float, ...] = (0.7,),
+    page_evidence: bool = False,
 ) -> dict[str, Any]:
     """Evaluate each model on the same pages and print one table (tokens/s on ``device``):
     the standard held-out kinds greedily; with ``prone_per_kind``, the held-out
-    degeneration-prone traffic greedily and at each of ``temperatures``."""
+    degeneration-prone traffic greedily and at each of ``temperatures``. With
+    ``page_evidence``, degeneration is labelled with each page's count of text lines."""
     import torch
 
     from ..retrain.traffic import PRONE_KINDS, Traffic
@@ -286,6 +312,7 @@ def evaluate_models(
         "models": {},
         "prone": {},
         "guard_version": DEFAULT_CONFIG.version,
+        "page_evidence": page_evidence,
         "seed": EVAL_SEED,
         "per_kind": per_kind,
         "prone_per_kind": prone_per_kind,
@@ -295,13 +322,14 @@ def evaluate_models(
     for m in models:
         processor, model = load_processor(m), load_model(m).eval().to(device)
         results["models"][m] = evaluate_loaded(
-            processor, model, kinds, per_kind, max_new_tokens, batch_size, label=m
-        )
+            processor, model, kinds, per_kind, max_new_tokens, batch_size, label=m,
+            page_evidence=page_evidence,
+        )  # fmt: skip
         if prone_per_kind:
             results["prone"][m] = {
                 _decoding(t): evaluate_loaded(
                     processor, model, PRONE_KINDS, prone_per_kind, max_new_tokens, batch_size,
-                    label=m, source=prone, temperature=t,
+                    label=m, source=prone, temperature=t, page_evidence=page_evidence,
                 )
                 for t in (0.0, *temperatures)
             }  # fmt: skip
@@ -318,7 +346,8 @@ def render_tables(results: dict[str, Any], batch_size: int, device: str) -> str:
     lines = [
         f"held-out pages: {results['per_kind']} per kind, seed {EVAL_SEED}, greedy, "
         f"max_new_tokens {results['max_new_tokens']}, batch {batch_size}, device {device}, "
-        f"guard {results.get('guard_version', DEFAULT_CONFIG.version)}",  # that labelled them
+        f"guard {results.get('guard_version', DEFAULT_CONFIG.version)}"  # that labelled them
+        + (" with the page's line count" if results.get("page_evidence") else ""),
         "",
         "| model | kind | pages | CER | exact | valid JSON | degeneration | mean tokens | tokens/s |",
         "|---|---|---|---|---|---|---|---|---|",

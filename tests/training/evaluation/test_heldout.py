@@ -69,3 +69,29 @@ def test_tables_name_the_guard_that_labelled_the_results_not_the_one_reading_the
     results = {"per_kind": 1, "max_new_tokens": 8, "guard_version": "1999.1.1"}
     results |= {"models": {"m": {"line": score}}, "prone": {}}
     assert "guard 1999.1.1" in render_tables(results, 1, "cpu").splitlines()[0]
+    results["page_evidence"] = True
+    header = render_tables(results, 1, "cpu").splitlines()[0]
+    assert header.endswith("guard 1999.1.1 with the page's line count")
+
+
+def test_page_evidence_labels_each_page_with_its_count_of_text_lines(tmp_path):
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from app.page_lines import count_text_lines
+    from training.retrain.traffic import Traffic
+
+    path = save_random_model(tmp_path / "model")
+    processor = AutoProcessor.from_pretrained(path, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(path, local_files_only=True)
+    source = Traffic("heldout").sample
+    told: list[dict] = []
+    evaluate_loaded(
+        processor, model, ("blank", "receipt"), 2, 4, 2, records=told, source=source,
+        page_evidence=True,
+    )  # fmt: skip
+    pages = [source(n, kind) for kind in ("blank", "receipt") for n in range(2)]
+    assert [r["page_lines"] for r in told] == [count_text_lines(p.image) for p in pages]
+    assert told[0]["page_lines"] == 0 and told[2]["page_lines"] > 0  # blank, then a receipt
+    text_only: list[dict] = []
+    evaluate_loaded(processor, model, ("blank",), 1, 4, 1, records=text_only, source=source)
+    assert text_only[0]["page_lines"] is None
