@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .config import GuardConfig
+from .config import GuardConfig, UnitClass
 from .echoes import EchoTracker
 from .structure import (
     classify_unit,
@@ -114,9 +114,7 @@ class LineTracker:
         cfg = self.config
         block = "\n".join(self._lines[n - q + 1 :])
         period = end - self._ends[n - q]
-        # with its closing line break, as a copy follows it: classify_unit turns a unit to
-        # start at a line start, which without it glued the last line to the first
-        unit = classify_unit(block + "\n")
+        unit = _block_class(block)
         if run_exact:
             span = run_exact + q
             # A loop that began mid-line: its first copy ends the line above the run.
@@ -217,7 +215,9 @@ class LineTracker:
         if len(norm) < cfg.reemission_min_chars:
             return None
         for q, run in exact.items():
-            if run >= 2 and self._records(n, min(run, q)):
+            if run < 2:
+                continue
+            if _block_class("\n".join(self._lines[n - min(run, q) + 1 : n + 1])) != "content":
                 return None
         entry = self._seen.get(norm)
         if entry is None:
@@ -234,10 +234,6 @@ class LineTracker:
             return None
         period = max(1, (end - first_token) // count)
         return Verdict("block_reemission", period, first_token, count, end)
-
-    def _records(self, n: int, count: int) -> bool:
-        """Whether the ``count`` lines ending at line ``n`` are records or filler."""
-        return classify_unit("\n".join(self._lines[n - count + 1 : n + 1]) + "\n") != "content"
 
     def _verdict(self, kind, period: int, first_line: int, repeats: int, end: int) -> Verdict:
         onset = self._begins[first_line]
@@ -268,6 +264,13 @@ def _runs(
         found[q] = run
     seen.append(n)
     return found
+
+
+def _block_class(block: str) -> UnitClass:
+    """The class of a block of whole lines, read with its closing line break as a copy
+    follows it: classify_unit turns a unit to start at a line start, which without it glued
+    the last line to the first."""
+    return classify_unit(block + "\n")
 
 
 def has_alnum(text: str) -> bool:
