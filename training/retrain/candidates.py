@@ -111,6 +111,7 @@ def sample_candidates(config: CandidateConfig) -> int:
                     "text": tokenizer.decode(label.token_ids, skip_special_tokens=True),
                     "tokens": len(label.token_ids),
                     "verdict": label.verdict.as_dict() if label.verdict else None,
+                    "repeat_chars": _repeat_chars(tokenizer, label),
                     "hit_limit": label.hit_limit,
                     "degenerate": label.degenerate,
                     "guard_version": DEFAULT_CONFIG.version,
@@ -121,3 +122,11 @@ def sample_candidates(config: CandidateConfig) -> int:
             bar.update()
     logger.info("wrote %d candidates to %s", written, out)
     return written
+
+
+def _repeat_chars(tokenizer, label) -> int | None:
+    """Characters of the candidate before its loop's second copy (None: it does not loop)."""
+    if label.verdict is None:
+        return None
+    end = label.verdict.onset + label.verdict.period
+    return len(tokenizer.decode(label.token_ids[:end], skip_special_tokens=True))

@@ -28,6 +28,9 @@ class Degenerate:
     origin: str
     """``live`` (what the service logged) or ``candidate`` (sampled during retraining)."""
     kind: str | None = None
+    split: int | None = None
+    """Characters before the loop's second copy, where the output turns degenerate (the
+    verdict's ``onset + period``); None when unknown."""
 
 
 @dataclass
@@ -69,7 +72,8 @@ def gather(snapshot: Path, candidates: Path | None = None) -> list[PageCase]:
                 record.request_id, record.page, line.get("image"), record.page_prompt, record
             )
             case.caught = True
-        case.live.append(Degenerate(record.output, "live", record.verdict.get("kind")))
+        split = record.repeat_chars if 0 < record.repeat_chars < len(record.output) else None
+        case.live.append(Degenerate(record.output, "live", record.verdict.get("kind"), split))
         case.returned = record.final_output
         case.returned_clean = case.returned_clean or record.recovered
         if line.get("feedback"):

@@ -20,7 +20,8 @@ from app.prompt import OUTPUT_FIELDS, PageFields, parse_output
 from .cases import Degenerate, PageCase, page_key
 from .judges import Judge, degenerate
 
-Source = Literal["feedback", "recovered", "served", "candidate", "anchor", "replay"]
+Source = Literal["feedback", "recovered", "served", "candidate", "anchor", "replay", "page", "cut"]
+PairStyle = Literal["whole", "loop"]
 DropReason = Literal[
     "no_image",  # the page image expired before export: nothing to condition on
     "no_chosen",  # no correction, no clean returned text, no usable candidate
@@ -74,6 +75,15 @@ class PairRules:
     work it was trained to do, which the traffic may not show (a forgetting guard)."""
     replay_ratio: float = 0.0
     """Replay rows per preference pair (0: none)."""
+    pair_style: PairStyle = "whole"
+    """``whole``: the page's chosen text against each whole degenerate text (the published
+    construction). ``loop``: the DPO term judges only the step into the loop. Each
+    degenerate text is cut where its loop's second copy begins; the part before the cut
+    becomes the prompt's start of the answer for both sides. The chosen side closes the
+    JSON there and the rejected side goes on with the loop. The page's chosen text becomes
+    an NLL-only row (source ``page``). The tokens the model wrote before the loop (often
+    memorised lines it is right to write on other pages) are then neither pushed down nor
+    trained on."""
 
 
 def fields_json(fields: dict[str, Any] | None) -> str | None:
@@ -86,7 +96,12 @@ def fields_json(fields: dict[str, Any] | None) -> str | None:
 def rejected_of(case: PageCase) -> list[Degenerate]:
     """The page's degenerate texts, each once: the live ones, then degenerate candidates."""
     found = list(case.live) + [
-        Degenerate(c["text"], "candidate", (c.get("verdict") or {}).get("kind") or "length")
+        Degenerate(
+            c["text"],
+            "candidate",
+            (c.get("verdict") or {}).get("kind") or "length",
+            c.get("repeat_chars"),
+        )
         for c in case.candidates
         if c.get("degenerate")
     ]

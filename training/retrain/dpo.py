@@ -113,7 +113,7 @@ def build_trainer(args: DpoArgs, output_dir: Path):
             task_type="CAUSAL_LM",
         )
     # Dataset
-    dataset = load_pairs(args.pairs)
+    dataset = load_pairs(args.pairs, processor)
     # Training
     config = DPOConfig(
         output_dir=str(output_dir),

@@ -30,7 +30,7 @@ from ..model.release import save_bf16
 from .choice import PairRules
 from .export import ExportConfig, export
 from .judges import JudgeName, make_judge
-from .pairs import REPLAY_FILE, build_pairs, check_replay, report
+from .pairs import REPLAY_FILE, build_pairs, check_pair_style, check_replay, report
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,13 @@ class RetrainConfig:
     )
     replay_ratio: float = field(
         default=0.0, metadata={"help": "NLL-only replay rows (from --replay) per pair (0: none)"}
+    )
+    pair_style: str = field(
+        default="whole",
+        metadata={
+            "help": "whole: chosen against each whole degenerate text (published); loop: "
+            "only the step into the loop is judged (pairs.PairRules.pair_style)"
+        },
     )
     replay_synth: int = field(
         default=0,
@@ -200,6 +207,7 @@ def _rules(config: RetrainConfig) -> PairRules:
         anchor_agreement=config.anchor_agreement,
         replay=check_replay(config.replay, config.replay_ratio),
         replay_ratio=config.replay_ratio,
+        pair_style=check_pair_style(config.pair_style),  # type: ignore[arg-type]
     )
 
 

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,10 +24,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 from app.labeler import CHARACTERS, Tokenizer
-from app.prompt import PageFields, PagePrompt, parse_output
+from app.prompt import OUTPUT_FIELDS, PageFields, PagePrompt, parse_output
 
 from .cases import PageCase, gather
-from .choice import PairRules, choose_for, rejected_of
+from .choice import Choice, PairRules, PairStyle, choose_for, rejected_of
 from .export import IMAGES_DIR, RECORDS_FILE
 from .judges import JudgeName, degenerate, make_judge
 
@@ -36,7 +37,12 @@ PAIRS_FILE = "pairs.jsonl"
 MANIFEST_FILE = "manifest.json"
 REPLAY_FILE = "samples.jsonl"  # what `python -m training synth` writes
 # rows whose chosen and rejected are the same text: the DPO term gives them no gradient
-NLL_ONLY_SOURCES = ("anchor", "replay")
+NLL_ONLY_SOURCES = ("anchor", "replay", "page")
+# how far a loop-style cut may move back to land where the tokenizer splits the text the
+# same way whole and cut, and where the JSON can be closed (not inside an escape)
+_MAX_CUT_SHIFT = 8
+# a field's string opening: `"text":"` (compact, as ocrguard's prompt asks) or `"text": "`
+_FIELD_OPENING = re.compile(r'"(' + "|".join(OUTPUT_FIELDS) + r')"\s*:\s*"')
 
 
 @dataclass
@@ -80,9 +86,18 @@ class PairsConfig:
     replay_ratio: float = field(
         default=0.0, metadata={"help": "NLL-only replay rows (from --replay) per pair (0: none)"}
     )
+    pair_style: str = field(
+        default="whole",
+        metadata={
+            "help": "whole: chosen against each whole degenerate text (published); loop: the "
+            "text up to the loop's second copy is shared, chosen closes the JSON there, the "
+            "page's chosen text is an NLL-only row"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.snapshot, self.out = Path(self.snapshot), Path(self.out)
+        check_pair_style(self.pair_style)
         self.replay = check_replay(self.replay, self.replay_ratio)
         if self.judge not in get_args(JudgeName):
             raise ValueError(f"judge {self.judge!r}: one of {', '.join(get_args(JudgeName))}")
@@ -109,6 +124,7 @@ def main(config: PairsConfig) -> int:
         anchor_agreement=config.anchor_agreement,
         replay=config.replay,
         replay_ratio=config.replay_ratio,
+        pair_style=config.pair_style,  # type: ignore[arg-type]
     )
     print(report(build_pairs(config.snapshot, config.out, rules, config.candidates)))
     return 0
@@ -132,6 +148,8 @@ class PairStats:
     """Rows by where their rejected came from (live, candidate)."""
     dropped: Counter = field(default_factory=Counter)
     """Pages without pairs, by reason."""
+    uncut: int = 0
+    """Loop style: degenerate texts left out because no cut point was known or usable."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -140,6 +158,7 @@ class PairStats:
             "by_source": dict(self.by_source),
             "by_rejected": dict(self.by_rejected),
             "dropped": dict(self.dropped),
+            "uncut": self.uncut,
         }
 
 
@@ -170,6 +189,9 @@ def build_pairs(
             stats.dropped[choice.reason or "no_chosen"] += 1
             continue
         _link(image_path, out / case.image)
+        if rules.pair_style == "loop":
+            rows += _loop_rows(case, choice, rejected, rules, stats)
+            continue
         for item in rejected:
             stats.by_source[choice.source] += 1
             stats.by_rejected[item.origin] += 1
@@ -188,7 +210,7 @@ def build_pairs(
                     },
                 }
             )
-    pairs = len(rows)
+    pairs = len(rows) - stats.by_source["page"]
     rows += _anchor_rows(anchors, int(pairs * rules.anchor_ratio), snapshot, out, stats)
     if rules.replay is not None:
         rows += _replay_rows(Path(rules.replay), int(pairs * rules.replay_ratio), out, stats)
@@ -209,6 +231,81 @@ def build_pairs(
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return stats
+
+
+def _loop_rows(
+    case: PageCase, choice: Choice, rejected: list, rules: PairRules, stats: PairStats
+) -> list[dict[str, Any]]:
+    """Loop style: one NLL-only row of the page's chosen text, and for each degenerate text a
+    pair that shares its text up to the loop's second copy (``prefix``, the start of the
+    answer in the prompt): chosen closes the JSON there, rejected goes on with the loop."""
+    assert choice.chosen is not None and case.image is not None
+    rows = []
+    for item in rejected:
+        cut = cut_at_loop(item.text, item.split, rules.tokenizer)
+        if cut is None:
+            stats.uncut += 1
+            continue
+        prefix, closing, loop = cut
+        stats.by_source["cut"] += 1
+        stats.by_rejected[item.origin] += 1
+        rows.append(
+            {
+                "images": [case.image],
+                "prompt": case.prompt.messages(),
+                "prefix": prefix,
+                "chosen": [{"role": "assistant", "content": closing}],
+                "rejected": [{"role": "assistant", "content": loop}],
+                "meta": {
+                    **case.meta,
+                    "source": "cut",
+                    "rejected_from": item.origin,
+                    "verdict": item.kind,
+                    "cut_chars": len(prefix),
+                },
+            }
+        )
+    if rows:  # the page's text is taught only beside a pair of it
+        meta = {**case.meta, "chosen_from": choice.source, "score": choice.score}
+        page = _nll_only_row("page", case.image, case.prompt.messages(), choice.chosen, meta, stats)
+        rows.insert(0, page)
+    return rows
+
+
+def cut_at_loop(text: str, split: int | None, tokenizer: Tokenizer) -> tuple[str, str, str] | None:
+    """``(prefix, closing, loop)``: ``text`` cut where its loop's second copy begins
+    (``split`` characters, moved back at most a few characters), the text that closes the
+    page JSON there, and the rest. The cut must fall inside a field's string, and the
+    tokenizer must read prefix + closing and prefix + loop as it reads them apart (so that
+    moving the prefix into the prompt leaves every token as the model wrote it). None when
+    no such cut exists."""
+    if split is None or not 0 < split < len(text):
+        return None
+    whole = tokenizer.encode(text, add_special_tokens=False)
+    for at in range(split, max(0, split - _MAX_CUT_SHIFT), -1):
+        prefix, loop = text[:at], text[at:]
+        closing = closing_of(prefix)
+        if closing is None:
+            continue
+        head = tokenizer.encode(prefix, add_special_tokens=False)
+        if head + tokenizer.encode(loop, add_special_tokens=False) != whole:
+            continue
+        closed = tokenizer.encode(prefix + closing, add_special_tokens=False)
+        if closed != head + tokenizer.encode(closing, add_special_tokens=False):
+            continue
+        return prefix, closing, loop
+    return None
+
+
+def closing_of(prefix: str) -> str | None:
+    """What closes the page JSON cut at ``prefix``, when the cut is inside a field's string:
+    the quote, the fields after it empty, the brace. None otherwise."""
+    opened = list(_FIELD_OPENING.finditer(prefix))
+    if not opened:
+        return None
+    after = OUTPUT_FIELDS[OUTPUT_FIELDS.index(opened[-1][1]) + 1 :]
+    closing = '"' + "".join(f',"{name}":""' for name in after) + "}"
+    return closing if parse_output(prefix + closing) is not None else None
 
 
 def is_anchor(case: PageCase, image: Path, rules: PairRules) -> bool:
@@ -283,6 +380,12 @@ def _nll_only_row(
     }
 
 
+def check_pair_style(style: str) -> str:
+    if style not in get_args(PairStyle):
+        raise ValueError(f"pair_style {style!r}: one of {', '.join(get_args(PairStyle))}")
+    return style
+
+
 def check_replay(replay: Path | str | None, ratio: float) -> Path | None:
     """The replay folder, checked: it must hold ``samples.jsonl`` when rows are asked of it."""
     if ratio < 0:
@@ -334,6 +437,10 @@ def report(stats: PairStats) -> str:
         lines[0] += f", and {extra['anchor']} anchor rows (NLL only)"
     if extra["replay"]:
         lines[0] += f", and {extra['replay']} replay rows (NLL only)"
+    if extra["page"]:
+        lines[0] += f", and {extra['page']} page rows (the pages' chosen text, NLL only)"
+    if stats.uncut:
+        lines.append(f"  degenerate texts without a usable cut (left out): {stats.uncut}")
     lines += [f"  chosen from {source}: {n}" for source, n in sorted(stats.by_source.items())]
     lines += [f"  rejected from {origin}: {n}" for origin, n in sorted(stats.by_rejected.items())]
     lines += [f"  pages dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]
@@ -354,22 +461,53 @@ def read_pairs(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def load_pairs(folder: Path):
+def load_pairs(folder: Path, processor=None):
     """The pairs as a ``datasets.Dataset`` of the columns DPOTrainer reads for vision
-    models: ``images`` (decoded to PIL on access), ``prompt``, ``chosen``, ``rejected``."""
+    models: ``images`` (decoded to PIL on access), ``prompt``, ``chosen``, ``rejected``.
+
+    Rows are chat messages, which TRL renders with the processor's chat template. Loop-style
+    rows carry a ``prefix``, the start of the answer both sides share, which a chat message
+    cannot hold as a prompt: when any row has one, every row is rendered here (``processor``
+    needed) as TRL renders messages, the prefix appended to the prompt's text."""
     import datasets
 
     folder = Path(folder).resolve()
-    rows = [
-        {
-            "images": [str(folder / path) for path in row["images"]],
-            "prompt": row["prompt"],
-            "chosen": row["chosen"],
-            "rejected": row["rejected"],
-        }
-        for row in read_pairs(folder)
-    ]
+    rows = read_pairs(folder)
     if not rows:
         raise ValueError(f"{folder / PAIRS_FILE} holds no pairs: nothing to train on")
-    dataset = datasets.Dataset.from_list(rows)
+    as_text = any(row.get("prefix") for row in rows)
+    if as_text and processor is None:
+        raise ValueError("loop-style pairs (with a prefix) need the processor to render them")
+    dataset = datasets.Dataset.from_list(
+        [
+            {
+                "images": [str(folder / path) for path in row["images"]],
+                **(_rendered(row, processor) if as_text else _messages(row)),
+            }
+            for row in rows
+        ]
+    )
     return dataset.cast_column("images", datasets.List(datasets.Image()))
+
+
+def _messages(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: row[key] for key in ("prompt", "chosen", "rejected")}
+
+
+def _rendered(row: dict[str, Any], processor) -> dict[str, str]:
+    """``prompt``, ``chosen`` and ``rejected`` as text: the prompt rendered with the
+    generation prompt, then the row's prefix; each side, the rest of the rendered
+    conversation (the end-of-turn marker included), as TRL's ``apply_chat_template`` cuts it."""
+    prefix = row.get("prefix") or ""
+    prompt = processor.apply_chat_template(
+        row["prompt"], add_generation_prompt=True, tokenize=False
+    )
+    start = prompt + prefix
+    sides = {}
+    for side in ("chosen", "rejected"):
+        answer = [{"role": "assistant", "content": prefix + row[side][0]["content"]}]
+        text = processor.apply_chat_template(row["prompt"] + answer, tokenize=False)
+        if not text.startswith(start):
+            raise ValueError(f"the chat template does not render {side} after its prompt")
+        sides[side] = text[len(start) :]
+    return {"prompt": start, **sides}

@@ -221,3 +221,63 @@ def test_anchor_rows_give_the_dpo_term_no_gradient_and_the_nll_term_one(tmp_path
     assert dpo_loss == pytest.approx(math.log(2), abs=1e-5)
     _, nll_gradient = loss_and_gradient(1.0)
     assert nll_gradient > 0.1 and dpo_gradient < 1e-4 * nll_gradient
+
+
+def test_loop_style_pairs_put_the_shared_start_in_the_prompt_and_train(tmp_path, random_model):
+    # Rendered as text (a prefix cannot be a chat message), a row without a prefix collates
+    # to exactly the tokens TRL makes of its messages; a row with one has the prefix's tokens
+    # at the end of the prompt, and only the closing or the loop as the completion.
+    from transformers import AutoProcessor
+    from trl.trainer.dpo_trainer import DataCollatorForVisionPreference
+
+    from training.retrain.pairs import load_pairs, read_pairs
+
+    looping = '{"header":"","margin":"","footer":"","text":"Nota fiscal Nota fiscal Nota fiscal'
+    cut = looping.index(" Nota")
+    snapshot = write_snapshot(
+        tmp_path / "snapshot",
+        [(record("a", output=looping, repeat_chars=cut + 1), FEEDBACK)],
+    )
+    pairs = tmp_path / "pairs"
+    processor = AutoProcessor.from_pretrained(random_model)
+    build_pairs(snapshot, pairs, PairRules(tokenizer=processor.tokenizer, pair_style="loop"))
+    collate = DataCollatorForVisionPreference(processor)
+    as_text = load_pairs(pairs, processor)
+    page_row, cut_row = read_pairs(pairs)
+    assert cut_row["prefix"] == looping[:cut]
+
+    # the page row (no prefix): the same batch from text as from messages
+    (tmp_path / "messages").mkdir()
+    (tmp_path / "messages" / "images").symlink_to(pairs / "images")
+    (tmp_path / "messages" / "pairs.jsonl").write_text(json.dumps(page_row) + "\n")
+    from_messages = collate([load_pairs(tmp_path / "messages")[0]])
+    from_text = collate([as_text[0]])
+    assert torch.equal(from_text["input_ids"], from_messages["input_ids"])
+    assert torch.equal(from_text["completion_mask"], from_messages["completion_mask"])
+
+    batch = collate([as_text[1]])
+    tokenizer = processor.tokenizer
+    chosen, rejected = (
+        tokenizer.decode(ids[mask.bool()])
+        for ids, mask in zip(batch["input_ids"], batch["completion_mask"], strict=True)
+    )
+    assert chosen == '"}<|im_end|>\n'
+    assert rejected == " Nota fiscal Nota fiscal<|im_end|>\n"
+    prompt = batch["input_ids"][0][
+        ~batch["completion_mask"][0].bool() & batch["attention_mask"][0].bool()
+    ]
+    assert tokenizer.decode(prompt).endswith("assistant\n" + looping[:cut])
+
+    args = DpoArgs(
+        model=str(random_model),
+        pairs=pairs,
+        out=tmp_path / "models",
+        max_steps=2,
+        batch_size=2,
+        sft_weight=1.0,
+        threads=1,
+    )
+    trainer = build_trainer(args, tmp_path / "models" / "v")
+    trainer.train()
+    losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))

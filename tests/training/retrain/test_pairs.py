@@ -313,3 +313,106 @@ def test_replay_rows_rehearse_the_supervised_pages_with_ocrguards_own_prompt(tmp
         check_replay(None, 0.5)
     with pytest.raises(ValueError, match="holds no samples.jsonl"):
         check_replay(tmp_path, 0.5)
+
+
+# Loop style: only the step into the loop is judged.
+
+LOOPING_TEXT = (
+    '{"header":"Prefeitura","margin":"","footer":"","text":"Nota fiscal\\nItem 1\\nItem 1\\nItem 1'
+)
+SECOND_COPY = LOOPING_TEXT.index("Item 1") + len("Item 1\\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "split", "prefix", "closing"),
+    [
+        # in the last field: the quote and the brace
+        (LOOPING_TEXT, SECOND_COPY, LOOPING_TEXT[:SECOND_COPY], '"}'),
+        # in the header: the fields after it, empty
+        (
+            '{"header":"ABC ABC ABC ABC',
+            len('{"header":"ABC '),
+            '{"header":"ABC ',
+            '","margin":"","footer":"","text":""}',
+        ),
+        # spaced JSON (other models write it), the cut right after an escape's backslash
+        # moves back before it
+        ('{"text": "a\\nb\\nb\\nb', len('{"text": "a\\nb\\'), '{"text": "a\\nb', '"}'),
+    ],
+    ids=["last-field", "header", "spaced-escape"],
+)
+def test_cut_at_loop_shares_the_text_before_the_second_copy(text, split, prefix, closing):
+    from app.labeler import CHARACTERS
+    from app.prompt import parse_output
+    from training.retrain.pairs import cut_at_loop
+
+    cut = cut_at_loop(text, split, CHARACTERS)
+
+    assert cut == (prefix, closing, text[len(prefix) :])
+    assert parse_output(prefix + closing) is not None
+
+
+@pytest.mark.parametrize(
+    "split", [None, 0, len(LOOPING_TEXT), 3], ids=["unknown", "start", "end", "inside-a-key"]
+)
+def test_no_cut_where_the_json_cannot_be_closed(split):
+    from app.labeler import CHARACTERS
+    from training.retrain.pairs import cut_at_loop
+
+    assert cut_at_loop(LOOPING_TEXT, split, CHARACTERS) is None
+
+
+def test_a_cut_moves_back_to_where_the_tokenizer_reads_both_parts_as_the_whole(random_model):
+    # a byte-level BPE attaches a word's leading space to it: cut after the space, the
+    # prefix would end in a lone space token the model never wrote
+    from transformers import AutoTokenizer
+
+    from training.retrain.pairs import cut_at_loop
+
+    tokenizer = AutoTokenizer.from_pretrained(random_model)
+    text = '{"header":"","margin":"","footer":"","text":"Nota fiscal Nota fiscal Nota fiscal'
+    split = text.index("Nota fiscal ") + len("Nota fiscal ")
+
+    prefix, closing, loop = cut_at_loop(text, split, tokenizer)
+
+    assert prefix == text[: split - 1] and loop == " Nota fiscal Nota fiscal"
+    whole = tokenizer.encode(text, add_special_tokens=False)
+    assert tokenizer.encode(prefix) + tokenizer.encode(loop) == whole
+
+
+def test_loop_style_pairs_share_the_start_and_teach_the_page_without_pushing_it(tmp_path):
+    looping = LOOPING_TEXT
+    snapshot = write_snapshot(
+        tmp_path / "snapshot",
+        [
+            (record("a", output=looping, repeat_chars=SECOND_COPY), FEEDBACK),
+            (record("b", output=looping), FEEDBACK),  # an old record: no cut point known
+        ],
+    )
+    sampled = candidate(looping + "\\nItem 1", degenerate=True) | {
+        "page_key": "a#1",
+        "repeat_chars": SECOND_COPY,
+    }
+    (snapshot / "candidates.jsonl").write_text(json.dumps(sampled) + "\n")
+    out = tmp_path / "pairs"
+
+    stats = build_pairs(snapshot, out, PairRules(pair_style="loop"))
+
+    rows = read_pairs(out)
+    page, live, sampled_row = rows
+    assert page["chosen"] == page["rejected"] == [{"role": "assistant", "content": FIXED}]
+    assert page["meta"]["source"] == "page" and page["meta"]["chosen_from"] == "feedback"
+    for row in (live, sampled_row):
+        assert row["prefix"] == looping[:SECOND_COPY]
+        assert row["chosen"] == [{"role": "assistant", "content": '"}'}]
+        assert row["meta"]["source"] == "cut"
+    assert live["rejected"] == [{"role": "assistant", "content": "Item 1\\nItem 1"}]
+    assert sampled_row["rejected"][0]["content"] == "Item 1\\nItem 1\\nItem 1"
+    assert dict(stats.by_source) == {"page": 1, "cut": 2}
+    assert dict(stats.by_rejected) == {"page": 1, "live": 1, "candidate": 1}
+    assert stats.uncut == 1  # page b: its only degenerate text has no cut, so no rows at all
+    text = report(stats)
+    assert text.startswith("2 pairs from 2 pages, and 1 page rows")
+    assert "without a usable cut (left out): 1" in text
+    with pytest.raises(ValueError, match="processor"):
+        load_pairs(out)
