@@ -31,6 +31,9 @@ def classify_unit(text: str) -> UnitClass:
     """``structural`` (no letters or digits once markup is removed), ``numeric`` (digits
     and separators only), ``record`` (table rows, receipt items), or ``content``.
 
+    One Latin letter repeated with nothing between (``WWWW``, ``XXXX``) counts as structural: OCR
+    reads a receipt's printed border or ornament as a letter run, and a loop of one letter
+    runs on far past a line's width (the length in the line decides, as for ``----``).
     Whole lines of one repeated mark (``::::``, ``====``) count as content: a rule is drawn
     once or twice, never line after line. Table cells repeated inside a row (``| M | M |``,
     a flag or a short code per cell) count as structural: a row has as many cells as the
@@ -43,6 +46,8 @@ def classify_unit(text: str) -> UnitClass:
     lines = [line.strip() for line in bare.split("\n") if line.strip()]
     if "\n" in bare and lines and all(len(line) >= 8 and len(set(line)) == 1 for line in lines):
         return "content"
+    if len(set(bare)) == 1 and bare.isascii() and bare.isalpha():
+        return "structural"  # one letter run within a line: a printed border read as WWWW
     letters = sum(1 for c in bare if c.isalpha())
     if not letters:
         return "numeric" if any(c.isdigit() for c in bare) else "structural"

@@ -286,6 +286,33 @@ def test_legitimate_repetition_does_not_trip(text):
     assert scan_text(text) is None
 
 
+def test_a_receipts_border_read_as_letters_is_legitimate():
+    # OCR reads a receipt's printed border as a run of W (holdout3/legit/003); the embedded
+    # model's tokenizer writes it a letter or two a token, a unit of one letter
+    from transformers import AutoTokenizer
+
+    from app.config import EMBEDDED_MODEL
+    from app.labeler import label_text
+
+    tokenizer = AutoTokenizer.from_pretrained(EMBEDDED_MODEL)
+    receipt = (
+        "LOJA CENTRAL\nTOTAL R$ 11,24\n"
+        "~W~WWWWWW~XXWWWWWWWWW*WWWWWXWWWXWWWWW~XWWWW\n"
+        "~  Avalie nosso atendimento!  ~\n"
+        "WWWXWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWWW*WWW~W\n"
+    )
+    assert label_text(tokenizer, receipt) is None
+    assert label_text(tokenizer, receipt + "W" * 400) is not None
+
+
+@pytest.mark.parametrize("letter", ["W", "a", "R"])
+def test_a_letter_run_past_a_lines_width_still_trips(letter):
+    # a BPE model writes a letter run a few letters a token
+    verdict = _feed(["Nota", " fiscal", " 123", "\n"] + [letter * 2] * 200)
+    assert verdict is not None and verdict.kind == "token_run"
+    assert verdict.trip_at < 4 + 110  # the run trips once it passes 200 characters
+
+
 def test_a_loop_of_a_receipt_item_block_still_trips():
     verdict = scan_text("ADEGA CENTRAL\nCOD DESCRICAO VALOR\n" + ITEM_BLOCK * 20)
     assert verdict is not None and verdict.kind in ("block_loop", "line_loop")
