@@ -55,6 +55,10 @@ def _rows(lineage: dict) -> dict:
     rows = f"{sum(by_source.values()) - sum(extra.values())} + {extra['anchor']}"
     if extra["replay"]:
         rows += f" + {extra['replay']} replay"
+    if extra["page"]:
+        rows += f" + {extra['page']} page"
+    if by_source.get("cut"):  # loop-style pairs (training/retrain/choice.py, pair_style)
+        rows += " (loop style)"
     return {"rows": rows}
 
 

@@ -178,6 +178,7 @@ def lineage(args: DpoArgs, log_history: list[dict[str, Any]]) -> dict[str, Any]:
             "by_rejected": manifest.get("by_rejected"),
             "dropped": manifest.get("dropped"),
             "judge": manifest.get("judge"),
+            "pair_style": manifest.get("pair_style", "whole"),
         },
         "method": "dpo-lora-merged" if args.lora else "dpo-full",
         "hyperparameters": {
@@ -222,7 +223,7 @@ ocrguard loop guard (rejected) against corrections, clean recoveries or judged c
   rejected from {data.get("by_rejected")}
 - records.jsonl sha256: `{data["records_sha256"]}`
 - pairs.jsonl sha256: `{data["pairs_sha256"]}`
-- dropped records: {data["dropped"]}; judge: {data["judge"]}
+- dropped records: {data["dropped"]}; judge: {data["judge"]}; pair style: {data.get("pair_style", "whole")}
 - libraries: {", ".join(f"{k} {v}" for k, v in info["libraries"].items())}
 - training loss: first {losses[0] if losses else "n/a"}, last {losses[-1] if losses else "n/a"}
 

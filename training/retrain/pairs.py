@@ -227,6 +227,7 @@ def build_pairs(
         "pairs_sha256": sha256_file(out / PAIRS_FILE),
         "judge": getattr(rules.judge, "name", None),
         "min_score": rules.min_score,
+        "pair_style": rules.pair_style,
         **stats.as_dict(),
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")

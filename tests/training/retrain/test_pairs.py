@@ -414,5 +414,6 @@ def test_loop_style_pairs_share_the_start_and_teach_the_page_without_pushing_it(
     text = report(stats)
     assert text.startswith("2 pairs from 2 pages, and 1 page rows")
     assert "without a usable cut (left out): 1" in text
+    assert json.loads((out / "manifest.json").read_text())["pair_style"] == "loop"
     with pytest.raises(ValueError, match="processor"):
         load_pairs(out)
