@@ -21,7 +21,7 @@ from .cases import Degenerate, PageCase, page_key
 from .judges import Judge, degenerate
 
 Source = Literal["feedback", "recovered", "served", "candidate", "anchor", "replay", "page", "cut"]
-PairStyle = Literal["whole", "loop"]
+PairStyle = Literal["whole", "loop", "loop_or_whole"]
 DropReason = Literal[
     "no_image",  # the page image expired before export: nothing to condition on
     "no_chosen",  # no correction, no clean returned text, no usable candidate
@@ -83,7 +83,9 @@ class PairRules:
     JSON there and the rejected side goes on with the loop. The page's chosen text becomes
     an NLL-only row (source ``page``). The tokens the model wrote before the loop (often
     memorised lines it is right to write on other pages) are then neither pushed down nor
-    trained on."""
+    trained on. A text with no usable cut (its loop's start unknown, or the text before it
+    no JSON that a quote and a brace can close) is left out; ``loop_or_whole`` pairs it
+    whole against the page's chosen text instead."""
 
 
 def fields_json(fields: dict[str, Any] | None) -> str | None:

@@ -77,7 +77,8 @@ class RetrainConfig:
         default="whole",
         metadata={
             "help": "whole: chosen against each whole degenerate text (published); loop: "
-            "only the step into the loop is judged (pairs.PairRules.pair_style)"
+            "only the step into the loop is judged; loop_or_whole: loop, texts without a "
+            "usable cut paired whole (choice.PairRules.pair_style)"
         },
     )
     replay_synth: int = field(

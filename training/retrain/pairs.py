@@ -91,7 +91,8 @@ class PairsConfig:
         metadata={
             "help": "whole: chosen against each whole degenerate text (published); loop: the "
             "text up to the loop's second copy is shared, chosen closes the JSON there, the "
-            "page's chosen text is an NLL-only row"
+            "page's chosen text is an NLL-only row; loop_or_whole: loop, texts without a "
+            "usable cut paired whole"
         },
     )
 
@@ -189,27 +190,10 @@ def build_pairs(
             stats.dropped[choice.reason or "no_chosen"] += 1
             continue
         _link(image_path, out / case.image)
-        if rules.pair_style == "loop":
+        if rules.pair_style != "whole":
             rows += _loop_rows(case, choice, rejected, rules, stats)
             continue
-        for item in rejected:
-            stats.by_source[choice.source] += 1
-            stats.by_rejected[item.origin] += 1
-            rows.append(
-                {
-                    "images": [case.image],
-                    "prompt": case.prompt.messages(),
-                    "chosen": [{"role": "assistant", "content": choice.chosen}],
-                    "rejected": [{"role": "assistant", "content": item.text}],
-                    "meta": {
-                        **case.meta,
-                        "source": choice.source,
-                        "score": choice.score,
-                        "rejected_from": item.origin,
-                        "verdict": item.kind,
-                    },
-                }
-            )
+        rows += [_whole_row(case, choice, item, stats) for item in rejected]
     pairs = len(rows) - stats.by_source["page"]
     rows += _anchor_rows(anchors, int(pairs * rules.anchor_ratio), snapshot, out, stats)
     if rules.replay is not None:
@@ -234,6 +218,25 @@ def build_pairs(
     return stats
 
 
+def _whole_row(case: PageCase, choice: Choice, item, stats: PairStats) -> dict[str, Any]:
+    """The published pair: the page's chosen text against one whole degenerate text."""
+    stats.by_source[choice.source] += 1  # type: ignore[index]
+    stats.by_rejected[item.origin] += 1
+    return {
+        "images": [case.image],
+        "prompt": case.prompt.messages(),
+        "chosen": [{"role": "assistant", "content": choice.chosen}],
+        "rejected": [{"role": "assistant", "content": item.text}],
+        "meta": {
+            **case.meta,
+            "source": choice.source,
+            "score": choice.score,
+            "rejected_from": item.origin,
+            "verdict": item.kind,
+        },
+    }
+
+
 def _loop_rows(
     case: PageCase, choice: Choice, rejected: list, rules: PairRules, stats: PairStats
 ) -> list[dict[str, Any]]:
@@ -246,6 +249,8 @@ def _loop_rows(
         cut = cut_at_loop(item.text, item.split, rules.tokenizer)
         if cut is None:
             stats.uncut += 1
+            if rules.pair_style == "loop_or_whole":
+                rows.append(_whole_row(case, choice, item, stats))
             continue
         prefix, closing, loop = cut
         stats.by_source["cut"] += 1
@@ -266,7 +271,7 @@ def _loop_rows(
                 },
             }
         )
-    if rows:  # the page's text is taught only beside a pair of it
+    if any("prefix" in row for row in rows):  # taught beside a cut pair; a whole pair has it
         meta = {**case.meta, "chosen_from": choice.source, "score": choice.score}
         page = _nll_only_row("page", case.image, case.prompt.messages(), choice.chosen, meta, stats)
         rows.insert(0, page)
@@ -441,7 +446,9 @@ def report(stats: PairStats) -> str:
     if extra["page"]:
         lines[0] += f", and {extra['page']} page rows (the pages' chosen text, NLL only)"
     if stats.uncut:
-        lines.append(f"  degenerate texts without a usable cut (left out): {stats.uncut}")
+        whole = sum(n for source, n in stats.by_source.items() if source not in ("cut", *extra))
+        fate = f"paired whole: {whole}" if whole else "left out"
+        lines.append(f"  degenerate texts without a usable cut ({fate}): {stats.uncut}")
     lines += [f"  chosen from {source}: {n}" for source, n in sorted(stats.by_source.items())]
     lines += [f"  rejected from {origin}: {n}" for origin, n in sorted(stats.by_rejected.items())]
     lines += [f"  pages dropped ({reason}): {n}" for reason, n in sorted(stats.dropped.items())]

@@ -417,3 +417,24 @@ def test_loop_style_pairs_share_the_start_and_teach_the_page_without_pushing_it(
     assert json.loads((out / "manifest.json").read_text())["pair_style"] == "loop"
     with pytest.raises(ValueError, match="processor"):
         load_pairs(out)
+
+
+def test_loop_or_whole_pairs_a_text_without_a_cut_whole(tmp_path):
+    snapshot = write_snapshot(
+        tmp_path / "snapshot",
+        [
+            (record("a", output=LOOPING_TEXT, repeat_chars=SECOND_COPY), FEEDBACK),
+            (record("b", output=LOOPING_TEXT), FEEDBACK),  # no cut point known
+        ],
+    )
+    out = tmp_path / "pairs"
+
+    stats = build_pairs(snapshot, out, PairRules(pair_style="loop_or_whole"))
+
+    page, cut, whole = read_pairs(out)
+    assert page["meta"]["source"] == "page" and cut["meta"]["source"] == "cut"
+    assert "prefix" not in whole and whole["meta"]["request_id"] == "b"
+    assert whole["chosen"] == [{"role": "assistant", "content": FIXED}]
+    assert whole["rejected"] == [{"role": "assistant", "content": LOOPING_TEXT}]
+    assert dict(stats.by_source) == {"page": 1, "cut": 1, "feedback": 1}
+    assert "without a usable cut (paired whole: 1): 1" in report(stats)
