@@ -86,6 +86,8 @@ def main() -> int:
         cer = " / ".join(f"{v * 100:+.1f}" for v in c["cer_change"].values())
         valid = _pooled(results["prone"][candidate]["greedy"])["valid_json_rate"]
         weights = f"LoRA r{hp['lora_r']}" if hp["lora"] else "full"
+        if hp.get("keep_update", 1.0) < 1.0:  # WiSE-FT (training/retrain/interpolate.py)
+            weights += f", {hp['keep_update']} of the update"
         verdict = "yes" if c["better"] else "no: " + "; ".join(c["reasons"])
         print(
             f"| {name} | {hp['rows']} | {weights} | {hp['beta']} "

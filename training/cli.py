@@ -10,6 +10,7 @@
     ocrguard-train candidates --snapshot data/failures --model models/ocrguard-tiny --n 4
     ocrguard-train pairs --snapshot data/failures --out data/pairs --judge structural
     ocrguard-train dpo --model models/ocrguard-tiny --pairs data/pairs --out models --lora
+    ocrguard-train interpolate --tuned models/ocrguard-tiny-dpo-v1 --keep 0.5 --out models/v1-half
     ocrguard-train retrain --model models/ocrguard-tiny --work data/retrain --out models
 
 Each command is one config dataclass (a flag per field, its help from the field) and one
@@ -71,6 +72,12 @@ COMMANDS = (
     ),
     Command("pairs", "build DPO pairs from a snapshot", "retrain.pairs", "PairsConfig"),
     Command("dpo", "DPO a model on pairs into a new version", "retrain.dpo", "DpoArgs"),
+    Command(
+        "interpolate",
+        "keep a fraction of a version's update over its base (WiSE-FT)",
+        "retrain.interpolate",
+        "InterpolateConfig",
+    ),
     Command(
         "retrain",
         "one retraining round: export, candidates, pairs, dpo, eval",

@@ -29,6 +29,7 @@ from typing import Any
 from app.model_card import read_revision
 
 from ..model.loading import load_model, load_processor
+from .interpolate import check_keep, interpolate_into
 from .pairs import MANIFEST_FILE, PAIRS_FILE, load_pairs, sha256_file
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,13 @@ class DpoArgs:
             "['sigmoid', 'sft']; 0: DPO alone)"
         },
     )
+    keep_update: float = field(
+        default=1.0,
+        metadata={
+            "help": "fraction of the update saved: base + keep_update * (trained - base), "
+            "weight-space interpolation (WiSE-FT; training/retrain/interpolate.py); 1: as trained"
+        },
+    )
     bf16: bool = field(default=False, metadata={"help": "bfloat16 mixed precision (GPU)"})
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "trade compute for memory"}
@@ -76,6 +84,7 @@ class DpoArgs:
             raise ValueError(f"--pairs {self.pairs} holds no {PAIRS_FILE}: run `pairs` first")
         if self.beta <= 0 or self.learning_rate <= 0:
             raise ValueError("beta and learning_rate must be positive")
+        check_keep(self.keep_update)
 
 
 def version_folder(args: DpoArgs) -> Path:
@@ -157,6 +166,7 @@ def save_version(trainer, args: DpoArgs, folder: Path, eval_results: dict | None
     if args.lora:
         model.save_pretrained(folder / "adapter")  # the adapter alone, for stacking or audit
         model = model.merge_and_unload()
+    interpolate_into(model, args.model, args.keep_update)
     model.save_pretrained(folder)
     trainer.processing_class.save_pretrained(folder)
     write_card(folder, lineage(args, trainer.state.log_history), eval_results)

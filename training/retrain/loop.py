@@ -97,6 +97,10 @@ class RetrainConfig:
     sft_weight: float = field(
         default=0.0, metadata={"help": "weight of an NLL term on the chosen side (RPO; 0: off)"}
     )
+    keep_update: float = field(
+        default=1.0,
+        metadata={"help": "fraction of the DPO update kept over the base (WiSE-FT; 1: all)"},
+    )
     eval_per_kind: int = field(
         default=50, metadata={"help": "standard held-out pages per kind (0: no eval)"}
     )
@@ -227,6 +231,7 @@ def _train(config: RetrainConfig, pairs: Path, versions: Path) -> Path:
         max_steps=config.max_steps,
         batch_size=config.batch_size,
         sft_weight=config.sft_weight,
+        keep_update=config.keep_update,
         threads=config.threads,
     )
     return train(args)

@@ -281,3 +281,32 @@ def test_loop_style_pairs_put_the_shared_start_in_the_prompt_and_train(tmp_path,
     trainer.train()
     losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_keep_update_saves_that_fraction_of_the_trained_change(tmp_path, random_model, pairs):
+    from training.model.loading import load_model
+
+    args = DpoArgs(
+        model=str(random_model),
+        pairs=pairs,
+        out=tmp_path / "models",
+        max_steps=2,
+        learning_rate=1e-2,
+        keep_update=0.5,
+        threads=1,
+    )
+    folder = tmp_path / "models" / "v"
+    trainer = build_trainer(args, folder)
+    trainer.train()
+    trained = {n: p.detach().clone() for n, p in trainer.model.state_dict().items()}
+    save_version(trainer, args, folder)
+
+    base = load_model(random_model).state_dict()
+    saved = load_model(folder).state_dict()
+    moved = [n for n in saved if not torch.equal(trained[n], base[n])]
+    assert moved
+    for name in moved:
+        assert torch.allclose(saved[name], (base[name] + trained[name]) / 2, atol=1e-6), name
+    assert (
+        json.loads((folder / "lineage.json").read_text())["hyperparameters"]["keep_update"] == 0.5
+    )
