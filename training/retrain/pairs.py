@@ -26,7 +26,7 @@ from typing import Any, get_args
 from app.labeler import CHARACTERS, Tokenizer
 from app.prompt import OUTPUT_FIELDS, PageFields, PagePrompt, parse_output
 
-from .cases import PageCase, gather
+from .cases import Degenerate, PageCase, gather
 from .choice import Choice, PairRules, PairStyle, choose_for, rejected_of
 from .export import IMAGES_DIR, RECORDS_FILE
 from .judges import JudgeName, degenerate, make_judge
@@ -238,7 +238,7 @@ def _whole_row(case: PageCase, choice: Choice, item, stats: PairStats) -> dict[s
 
 
 def _loop_rows(
-    case: PageCase, choice: Choice, rejected: list, rules: PairRules, stats: PairStats
+    case: PageCase, choice: Choice, rejected: list[Degenerate], rules: PairRules, stats: PairStats
 ) -> list[dict[str, Any]]:
     """Loop style: one NLL-only row of the page's chosen text, and for each degenerate text a
     pair that shares its text up to the loop's second copy (``prefix``, the start of the
