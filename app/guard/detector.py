@@ -211,7 +211,7 @@ class LoopDetector:
         """Whether the span just written again, whole and right after its first copy, is a
         sentence or line of prose long enough that a page would not print it twice in a
         row. Multi-line blocks written twice stay legitimate (two copies of a receipt, a
-        duplicated sheet), and so does a refrain that answers the line before it."""
+        duplicated sheet), and so does an echo that begins inside a sentence."""
         cfg = self.config
         text = self._text_between(i - exact + 1, i + 1)
         if "\n" in text.rstrip("\n") or len(text.strip()) < cfg.twice_min_chars:
@@ -227,12 +227,7 @@ class LoopDetector:
         marker = LIST_MARKER.match((head + self._text_between(first, first + exact)).lstrip())
         if marker and marker.end() >= len(prefix):
             return False  # "I - ...", "II - ...": an enumeration, the numbers view decides
-        if len(prefix) <= 4 or prefix[-1] in ".!?>)]。！？":
-            return True
-        # the echo begins inside a sentence: within one line that is still an echo (French
-        # prose re-emitted mid-sentence, holdout/020); across a line break it may be a
-        # refrain that answers its lead-in ("responde: glória a Deus ...\nglória a Deus ...")
-        return "\n" not in self._text_between(i - p + 1, i + 1)
+        return len(prefix) <= 4 or prefix[-1] in ".!?>)]。！？"
 
     def _line_before(self, token: int) -> str:
         """The text of the current line before ``token`` (its last ``_LINE_BACK`` tokens at

@@ -23,15 +23,6 @@ def test_an_echo_inside_a_sentence_is_not_a_reemission():
     assert scan_text(INTRO + echo + "glória a Deus nas alturas e paz na terra\nAmém.\n") is None
 
 
-def test_an_echo_that_begins_inside_a_sentence_of_one_line_trips():
-    # holdout/020: a transcription that re-emits the end of its sentence, mid-sentence, on
-    # the same line; the refrain above answers the line before it across a line break
-    clause = "ele me disse que isso é coisa da loja e não dele"
-    text = INTRO + "Quando pedi a devolução " + clause + " " + clause + " ele me"
-    verdict = scan_text(text)
-    assert verdict is not None and verdict.repeats == 2
-
-
 def test_a_line_repeated_with_its_middle_dropped_trips():
     start = "(1) This form of enquiry is approved by The Law Society, "
     end = "and is published by their authority."
