@@ -13,7 +13,7 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 HOLDOUT = CORPUS / "holdout"
-HOLDOUTS = (HOLDOUT, CORPUS / "holdout2", CORPUS / "holdout3")  # in the order they were collected
+HOLDOUTS = (HOLDOUT, CORPUS / "holdout2", CORPUS / "holdout3", CORPUS / "holdout4")  # as collected
 
 
 def holdouts() -> list[Path]:
