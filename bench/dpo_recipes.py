@@ -9,6 +9,13 @@ same pages (``ocrguard-train eval --model WORK/versions/<name>-vN --out WORK/eva
 the round's kinds, pages and token limit). Greedy pages are the same; sampled draws are seeded
 per batch (training/evaluation/heldout.py), so the serving rows stand for every try. Each try
 is judged by the release rule (training/evaluation/compare.py).
+
+A later round's serving model is itself a DPO version. ``--baseline EVAL.json`` (an earlier
+model evaluated alone on the same pages, e.g. the SFT model the first round started from)
+adds a table of every model of the round against it: the reduction since that model, the
+figure the published result is stated in.
+
+    .venv/bin/python bench/dpo_recipes.py --work data/experiment/r5 --baseline data/experiment/r5/eval-sft.json
 """
 
 from __future__ import annotations
@@ -48,6 +55,44 @@ def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
     return serving, found
 
 
+def against(baseline: dict, model: str, results: dict) -> dict:
+    """``model``'s rows of ``results`` beside the baseline's (both on the same pages)."""
+    key = next(iter(baseline["models"]))
+    return {
+        **results,
+        "models": {key: baseline["models"][key], model: results["models"][model]},
+        "prone": {key: baseline["prone"][key], model: results["prone"][model]},
+    }
+
+
+def baseline_table(baseline: dict, serving: str, found: list, rule: ReleaseRule) -> list[str]:
+    """The serving model and every try against the baseline, judged by the same rule."""
+    key = next(iter(baseline["models"]))
+    kinds = " / ".join(baseline["models"][key])
+    lines = [
+        f"against the baseline {key}:",
+        "",
+        f"| model | prone degeneration greedy | T=0.7 | reduction greedy / T=0.7 "
+        f"| CER change {kinds} (points) | valid JSON prone greedy | rule |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    models = [("serving", serving, found[0][2])] + [(n, c, r) for n, c, r, _ in found]
+    for name, model, results in models:
+        merged = against(baseline, model, results)
+        c = compare(merged, key, model, rule).as_dict()
+        g, t = c["degeneration"]["greedy"], c["degeneration"].get("T=0.7")
+        sampled = f"{t['serving']:.1%} → {t['candidate']:.1%}" if t else "-"
+        cut = f"{g['reduction']:.1%} / {t['reduction']:.1%}" if t else f"{g['reduction']:.1%}"
+        cer = " / ".join(f"{v * 100:+.1f}" for v in c["cer_change"].values())
+        valid = _pooled(merged["prone"][model]["greedy"])["valid_json_rate"]
+        verdict = "passes" if c["better"] else "no: " + "; ".join(c["reasons"])
+        lines.append(
+            f"| {name} | {g['serving']:.1%} → {g['candidate']:.1%} | {sampled} | {cut} "
+            f"| {cer} | {valid:.1%} | {verdict} |"
+        )
+    return lines
+
+
 def _rows(lineage: dict) -> dict:
     """Preference pairs and NLL-only rows (anchors, replay) of a version's training set."""
     by_source = lineage["dataset"].get("by_source") or {}
@@ -69,6 +114,9 @@ def main() -> int:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--min-reduction", type=float, default=0.594)
     parser.add_argument("--max-cer-increase", type=float, default=0.005)
+    parser.add_argument(
+        "--baseline", type=Path, default=None, help="an earlier model's eval JSON, same pages"
+    )
     args = parser.parse_args()
     serving, found = tries(args.work)
     rule = ReleaseRule(args.min_reduction, args.max_cer_increase)
@@ -96,6 +144,9 @@ def main() -> int:
             f"| {t['serving']:.1%} → {t['candidate']:.1%} "
             f"| {g['reduction']:.1%} / {t['reduction']:.1%} | {cer} | {valid:.1%} | {verdict} |"
         )
+    if args.baseline is not None:
+        baseline = json.loads(args.baseline.read_text())
+        print("\n" + "\n".join(baseline_table(baseline, serving, found, rule)))
     for name, candidate, results, _ in found[1:]:
         alone = {**results, "models": {candidate: results["models"][candidate]}}
         alone["prone"] = {candidate: results["prone"][candidate]}
