@@ -317,6 +317,8 @@ def evaluate_models(
         "per_kind": per_kind,
         "prone_per_kind": prone_per_kind,
         "max_new_tokens": max_new_tokens,
+        "batch_size": batch_size,  # CER moves with the padding of a batch: compare like with like
+        "device": device,
     }
     prone = Traffic("heldout").sample
     for m in models:
@@ -342,10 +344,12 @@ def _decoding(temperature: float) -> str:
 
 
 def render_tables(results: dict[str, Any], batch_size: int, device: str) -> str:
-    """The results as markdown: the standard kinds, then the prone traffic by decoding."""
+    """The results as markdown: the standard kinds, then the prone traffic by decoding.
+    ``batch_size`` and ``device`` stand in where the results do not record their own."""
     lines = [
         f"held-out pages: {results['per_kind']} per kind, seed {EVAL_SEED}, greedy, "
-        f"max_new_tokens {results['max_new_tokens']}, batch {batch_size}, device {device}, "
+        f"max_new_tokens {results['max_new_tokens']}, "
+        f"batch {results.get('batch_size', batch_size)}, device {results.get('device', device)}, "
         f"guard {results.get('guard_version', DEFAULT_CONFIG.version)}"  # that labelled them
         + (" with the page's line count" if results.get("page_evidence") else ""),
         "",

@@ -61,7 +61,7 @@ def test_an_evaluation_leaves_the_tokenizer_as_it_found_it(tmp_path):
     assert saved["padding"] is None
 
 
-def test_tables_name_the_guard_that_labelled_the_results_not_the_one_reading_them():
+def test_tables_name_the_guard_and_batch_that_made_the_results_not_the_reader():
     from training.evaluation.heldout import render_tables
 
     score = {"pages": 1, "cer": 0.0, "exact_rate": 1.0, "valid_json_rate": 1.0}
@@ -72,6 +72,9 @@ def test_tables_name_the_guard_that_labelled_the_results_not_the_one_reading_the
     results["page_evidence"] = True
     header = render_tables(results, 1, "cpu").splitlines()[0]
     assert header.endswith("guard 1999.1.1 with the page's line count")
+    assert "batch 1, device cpu" in header  # the reader's, where the results do not say
+    results |= {"batch_size": 20, "device": "cuda"}
+    assert "batch 20, device cuda" in render_tables(results, 0, "cpu").splitlines()[0]
 
 
 def test_page_evidence_labels_each_page_with_its_count_of_text_lines(tmp_path):
