@@ -105,7 +105,7 @@ def test_it_reads_through_vllm_s_server_with_its_token_ids(vllm_openai_embedded)
     assert page["text"] == "Gabriela Moura" and page["finish_reason"] == "stop"
     assert len([1 for name, _ in events if name == "delta"]) > 5
     # identity from the server's /v1/models; its root is the local folder: the card's revision
-    assert body["model"] == {"id": "ocrguard-tiny", "revision": "sft-step-29200-dpo-r4"}
+    assert body["model"] == {"id": "ocrguard-tiny", "revision": "sft-step-29200-dpo-r5"}
     assert ready["status"] == "ready"
     # the in-process transformers engine wrote the same page in as many tokens
     assert page["guard"]["tokens_generated"] == 20

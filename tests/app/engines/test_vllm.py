@@ -84,7 +84,7 @@ def test_it_streams_the_embedded_model_s_transcription(vllm_embedded):
     page = events[-1][1]["pages"][0]
     assert page["text"] == "Gabriela Moura" and page["finish_reason"] == "stop"
     body = events[-1][1]
-    assert body["model"] == {"id": "ocrguard-tiny", "revision": "sft-step-29200-dpo-r4"}
+    assert body["model"] == {"id": "ocrguard-tiny", "revision": "sft-step-29200-dpo-r5"}
 
 
 def test_finish_reason_length_at_the_token_limit(vllm_embedded):
