@@ -6,8 +6,10 @@ import re
 
 from .config import UnitClass
 
-# Markup carries no content of its own: an empty HTML cell is as much filler as "| |".
-_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|&nbsp;|&#?\w+;")
+# Markup carries no content of its own: an empty HTML cell is as much filler as "| |". A
+# model's special tokens (``<|im_end|>``, ``<|mt_0124|>``) are markup too: their pipes are no
+# table's cells (a grounded caption looping on them is prose, not a table row).
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|<\|[^<>|\s]*\|>|&nbsp;|&#?\w+;")
 _DIGITS = re.compile(r"\d+")
 _ANY_DIGIT = re.compile(r"\d").search
 # A receipt or invoice item: an amount of money and a quantity (Brazilian and English forms).

@@ -489,3 +489,11 @@ def test_a_block_printed_twice_inside_a_json_string_is_legitimate():
 def test_cells_of_a_row_looping_past_the_row_still_trip():
     assert scan_text(INTRO + "| Nome | Idade |\n" + " | - |" * 80) is not None
     assert scan_text(INTRO + "| id | name | age |\n" + " | age |" * 80) is not None
+
+
+def test_a_sentence_loop_around_special_tokens_trips_as_prose():
+    # holdout4/004 (a grounded caption): the special tokens' pipes made it a table row,
+    # which needs 8 copies; as prose it trips by its third copy
+    unit = "A trash can <|mt_start|><|mt_0124|><|mt_0283|><|mt_end|> with a hinged lid is visible. "
+    verdict = scan_text(INTRO + unit * DEFAULT_CONFIG.min_copies)
+    assert verdict is not None and verdict.repeats <= DEFAULT_CONFIG.min_copies

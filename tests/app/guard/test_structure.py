@@ -24,6 +24,13 @@ from app.guard.structure import classify_unit, word_count
         # a payslip line with an amount but no quantity, long: content (a loop of it trips)
         ("- Lohnsteuer, Ird.: 0.00 / Rentensteuer, Ird.: No\nGesetzliche Abzüge:\n", "content"),
         ("::::::::::::\n", "content"),
+        # a grounded caption: a model's special tokens are markup, their pipes no cells
+        (
+            "A trash can <|mt_start|><|mt_0124|><|mt_0283|><|mt_end|> with a lid is visible. ",
+            "content",
+        ),
+        ("<|im_start|>user\nHello<|im_end|>\n", "content"),
+        ("| a <b>bold</b> cell | 2 |\n", "record"),  # a table row keeps its cells
     ],
 )
 def test_classify_unit(unit, expected):
