@@ -214,7 +214,11 @@ def write_card(
     data = info["dataset"]
     losses = [e["loss"] for e in info["train_log"] if "loss" in e]
     hyper = "\n".join(f"| {k} | {v} |" for k, v in info["hyperparameters"].items())
+    # the version's own revision, which the service reports (app/model_card.py read_revision):
+    # the revision it was trained from, and this version
+    revision = f"{info.get('base_revision', 'local')}+{folder.name}"
     card = f"""---
+revision: {revision}
 base_model: {info["base_model"]}
 library_name: transformers
 tags: [ocrguard, dpo, trl, ocr]

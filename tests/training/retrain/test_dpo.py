@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from app.failure_record import Correction
+from app.model_card import read_revision
 from training.retrain.candidates import CandidateConfig, sample_candidates
 from training.retrain.choice import PairRules
 from training.retrain.dpo import DpoArgs, build_trainer, run, save_version
@@ -80,6 +81,8 @@ def test_dpo_trains_every_parameter_and_writes_a_version(tmp_path, random_model,
     card = (folder / "README.md").read_text()
     assert lineage["dataset"]["records_sha256"] in card and "learning_rate" in card
     assert "revision `local`" in card
+    # served, the version reports the revision it was trained from and itself
+    assert read_revision(folder) == f"local+{folder.name}"
 
 
 def test_run_creates_the_next_version(tmp_path, random_model, pairs):
