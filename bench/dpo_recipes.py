@@ -45,23 +45,35 @@ def tries(work: Path) -> tuple[str, list[tuple[str, str, dict, dict]]]:
             continue
         alone = json.loads(results.read_text())
         key = next(iter(alone["models"]))
-        merged = {
-            **base,
-            "models": {serving: base["models"][serving], key: alone["models"][key]},
-            "prone": {serving: base["prone"][serving], key: alone["prone"][key]},
-        }
+        merged = side_by_side(base, serving, alone, key)
         card = json.loads((folder / "lineage.json").read_text())
         found.append((f"v{n}", key, merged, {**card["hyperparameters"], **_rows(card)}))
     return serving, found
 
 
-def against(baseline: dict, model: str, results: dict) -> dict:
-    """``model``'s rows of ``results`` beside the baseline's (both on the same pages)."""
-    key = next(iter(baseline["models"]))
+def side_by_side(first: dict, a: str, second: dict, b: str) -> dict:
+    """Model ``a``'s rows of ``first`` beside model ``b``'s of ``second`` (same pages)."""
     return {
-        **results,
-        "models": {key: baseline["models"][key], model: results["models"][model]},
-        "prone": {key: baseline["prone"][key], model: results["prone"][model]},
+        **second,
+        "models": {a: first["models"][a], b: second["models"][b]},
+        "prone": {a: first["prone"][a], b: second["prone"][b]},
+    }
+
+
+def judged(results: dict, serving: str, candidate: str, rule: ReleaseRule) -> dict:
+    """The cells both tables print for ``candidate`` against ``serving`` under ``rule``."""
+    c = compare(results, serving, candidate, rule).as_dict()
+    g, t = c["degeneration"]["greedy"], c["degeneration"].get("T=0.7")
+    return {
+        "greedy": f"{g['serving']:.1%} → {g['candidate']:.1%}",
+        "sampled": f"{t['serving']:.1%} → {t['candidate']:.1%}" if t else "-",
+        "reduction": f"{g['reduction']:.1%} / {t['reduction']:.1%}"
+        if t
+        else f"{g['reduction']:.1%}",
+        "cer": " / ".join(f"{v * 100:+.1f}" for v in c["cer_change"].values()),
+        "valid": f"{_pooled(results['prone'][candidate]['greedy'])['valid_json_rate']:.1%}",
+        "better": c["better"],
+        "reasons": "; ".join(c["reasons"]),
     }
 
 
@@ -78,17 +90,11 @@ def baseline_table(baseline: dict, serving: str, found: list, rule: ReleaseRule)
     ]
     models = [("serving", serving, found[0][2])] + [(n, c, r) for n, c, r, _ in found]
     for name, model, results in models:
-        merged = against(baseline, model, results)
-        c = compare(merged, key, model, rule).as_dict()
-        g, t = c["degeneration"]["greedy"], c["degeneration"].get("T=0.7")
-        sampled = f"{t['serving']:.1%} → {t['candidate']:.1%}" if t else "-"
-        cut = f"{g['reduction']:.1%} / {t['reduction']:.1%}" if t else f"{g['reduction']:.1%}"
-        cer = " / ".join(f"{v * 100:+.1f}" for v in c["cer_change"].values())
-        valid = _pooled(merged["prone"][model]["greedy"])["valid_json_rate"]
-        verdict = "passes" if c["better"] else "no: " + "; ".join(c["reasons"])
+        j = judged(side_by_side(baseline, key, results, model), key, model, rule)
+        verdict = "passes" if j["better"] else "no: " + j["reasons"]
         lines.append(
-            f"| {name} | {g['serving']:.1%} → {g['candidate']:.1%} | {sampled} | {cut} "
-            f"| {cer} | {valid:.1%} | {verdict} |"
+            f"| {name} | {j['greedy']} | {j['sampled']} | {j['reduction']} "
+            f"| {j['cer']} | {j['valid']} | {verdict} |"
         )
     return lines
 
@@ -129,20 +135,16 @@ def main() -> int:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name, candidate, results, hp in found:
-        c = compare(results, serving, candidate, rule).as_dict()
-        g, t = c["degeneration"]["greedy"], c["degeneration"]["T=0.7"]
-        cer = " / ".join(f"{v * 100:+.1f}" for v in c["cer_change"].values())
-        valid = _pooled(results["prone"][candidate]["greedy"])["valid_json_rate"]
+        j = judged(results, serving, candidate, rule)
         weights = f"LoRA r{hp['lora_r']}" if hp["lora"] else "full"
         if hp.get("keep_update", 1.0) < 1.0:  # WiSE-FT (training/retrain/interpolate.py)
             weights += f", {hp['keep_update']} of the update"
-        verdict = "yes" if c["better"] else "no: " + "; ".join(c["reasons"])
+        verdict = "yes" if j["better"] else "no: " + j["reasons"]
         print(
             f"| {name} | {hp['rows']} | {weights} | {hp['beta']} "
-            f"| {hp['learning_rate']} | {hp['sft_weight']} "
-            f"| {hp['epochs']} | {g['serving']:.1%} → {g['candidate']:.1%} "
-            f"| {t['serving']:.1%} → {t['candidate']:.1%} "
-            f"| {g['reduction']:.1%} / {t['reduction']:.1%} | {cer} | {valid:.1%} | {verdict} |"
+            f"| {hp['learning_rate']} | {hp['sft_weight']} | {hp['epochs']} "
+            f"| {j['greedy']} | {j['sampled']} | {j['reduction']} | {j['cer']} | {j['valid']} "
+            f"| {verdict} |"
         )
     if args.baseline is not None:
         baseline = json.loads(args.baseline.read_text())
