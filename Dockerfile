@@ -27,7 +27,8 @@ COPY training ./training
 # `pip install .[vllm]` as such cannot resolve here: pyproject pins torch to the CPU build the
 # developers' machines use, while the image's vLLM pins the torch it was built with. So the
 # image's torch, torchvision, transformers and vLLM (the `vllm` extra) are held as they are,
-# ocrguard's other dependencies are installed under that constraint, then ocrguard itself.
+# ocrguard's other dependencies are installed under that constraint, then ocrguard itself, its
+# guard compiled first (app/guard_build.py: package data once built; mypy is for the build only).
 RUN python3 -c "import re, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; \
 reqs = p['dependencies'] + p['optional-dependencies']['vllm']; \
 print('\n'.join(r for r in reqs if re.split(r'[ <>=!~;\[]', r, maxsplit=1)[0] not in ('torch', 'torchvision')))" \
@@ -36,6 +37,9 @@ print('\n'.join(r for r in reqs if re.split(r'[ <>=!~;\[]', r, maxsplit=1)[0] no
 print('\n'.join(f'{p}=={v(p)}' for p in ('torch', 'torchvision', 'transformers', 'vllm')))" \
       > /tmp/constraints.txt \
  && python3 -m pip install --no-cache-dir -r /tmp/requirements.txt -c /tmp/constraints.txt \
+ && python3 -m pip install --no-cache-dir "mypy==2.4.1" \
+ && (python3 -m app.guard_build --force || echo "the guard runs interpreted: it was not compiled") \
+ && python3 -m pip uninstall --yes mypy \
  && python3 -m pip install --no-cache-dir --no-deps . \
  && python3 -c "import app.engines.vllm, vllm; print('ocrguard on vLLM', vllm.__version__)" \
  && rm /tmp/requirements.txt /tmp/constraints.txt

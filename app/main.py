@@ -20,6 +20,7 @@ from .config import Settings, get_settings
 from .engines import Engine, load_engine
 from .failure_log import FailureLog
 from .guard import DEFAULT_CONFIG as GUARD_CONFIG
+from .guard import NATIVE as GUARD_COMPILED
 from .guard.recovery import RecoveryConfig
 from .metrics import Metrics
 from .ocr_service import OcrService
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
                 "model": served.model_id,
                 "revision": served.revision,
                 "guard_version": GUARD_CONFIG.version,
+                "guard_build": "compiled" if GUARD_COMPILED else "interpreted",
             }
         )
         app.state.settings = settings
@@ -95,7 +97,11 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         app.state.service = service
         failure_log.start()
         logger.info(
-            "serving %s (%s) with guard %s", served.model_id, served.revision, GUARD_CONFIG.version
+            "serving %s (%s) with guard %s (%s)",
+            served.model_id,
+            served.revision,
+            GUARD_CONFIG.version,
+            "compiled" if GUARD_COMPILED else "interpreted",
         )
         try:
             yield

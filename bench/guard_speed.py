@@ -6,6 +6,10 @@ from before that evidence compares like with like.
     .venv/bin/python bench/guard_speed.py
     .venv/bin/python bench/guard_speed.py --tokenizer runs/tiny/checkpoint --repeat 5
     .venv/bin/python bench/guard_speed.py --against HEAD~1   # the guard at a git ref, side by side
+    .venv/bin/python bench/guard_speed.py --against HEAD~1 --interpreted
+
+The working tree's guard runs compiled where app/guard_build.py built it (``--interpreted``
+adds it interpreted); a guard at a git ref runs interpreted.
 
 Each case feeds one token per call, as the service does. Best of ``--repeat`` runs (the
 machine is shared; the minimum is the least disturbed measurement). With ``--against``,
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from app.config import EMBEDDED_MODEL  # noqa: E402
-from app.guard import LoopDetector  # noqa: E402
+from app.guard import NATIVE, LoopDetector, native  # noqa: E402
 from bench.guard.real import legit_texts  # noqa: E402
 from bench.guard_quality import encode  # noqa: E402
 
@@ -56,7 +61,8 @@ def run_case(detectors: list[type], ids: list[int], texts: list[str], repeat: in
 
 
 def detector_at(ref: str) -> type:
-    """``LoopDetector`` as ``app/guard`` was at git ``ref`` (imported from a temporary copy)."""
+    """``LoopDetector`` as ``app/guard`` was at git ``ref`` (imported from a temporary copy of
+    its sources: interpreted, as nothing compiled is in git)."""
     folder = Path(tempfile.mkdtemp(prefix="guard-ref-"))
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", ref, "app/guard"], check=True, capture_output=True
@@ -67,6 +73,16 @@ def detector_at(ref: str) -> type:
     return importlib.import_module("guard_at_ref").LoopDetector
 
 
+def interpreted_working_tree() -> type:
+    """The working tree's ``LoopDetector`` interpreted (a copy of its sources without the
+    build), beside the compiled one."""
+    folder = Path(tempfile.mkdtemp(prefix="guard-interpreted-"))
+    ignore = shutil.ignore_patterns("__pycache__", native.FOLDER.name)
+    shutil.copytree(ROOT / "app" / "guard", folder / "guard_interpreted", ignore=ignore)
+    sys.path.insert(0, str(folder))
+    return importlib.import_module("guard_interpreted").LoopDetector
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -74,8 +90,18 @@ def main() -> int:
     parser.add_argument("--tokenizer", default=str(EMBEDDED_MODEL))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--against", metavar="GIT_REF", help="also time the guard at this ref")
+    parser.add_argument(
+        "--interpreted",
+        action="store_true",
+        help="also time the working tree's guard interpreted (when it runs compiled)",
+    )
     args = parser.parse_args()
     detectors = [LoopDetector] + ([detector_at(args.against)] if args.against else [])
+    names = ["working tree" + (" (compiled)" if NATIVE else "")]
+    names += [f"{args.against} (interpreted)"] if args.against else []
+    if args.interpreted and NATIVE:
+        detectors.append(interpreted_working_tree())
+        names.append("working tree (interpreted)")
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=True)
@@ -99,7 +125,6 @@ def main() -> int:
                 {},
             )
         )
-    names = ["working tree"] + ([args.against] if args.against else [])
     print(f"tokenizer: {args.tokenizer}; best of {args.repeat}; guard: {', '.join(names)}\n")
     print("| case | guard | tokens fed | µs / token | tokens / s |")
     print("|---|---|---|---|---|")

@@ -73,15 +73,15 @@ class LoopDetector:
                 symbol = self._symbols[tid] = ~tid if text_delta.strip().isdigit() else tid
             hot = self._push(symbol)
             if hot is not None and self._check_tokens(hot):
-                return self.verdict
+                return self._tripped()
             if self._echoes and self._check_echoes():
-                return self.verdict
+                return self._tripped()
             if text_delta in self._plain and not self._escape:  # most tokens
                 if text_delta:
                     self._pending_line.append(text_delta)  # LineTracker.extend, inlined
                 return None
         elif self._feed_tokens(token_ids, text_delta):
-            return self.verdict
+            return self._tripped()
         raw = text_delta
         if "\\" in text_delta or self._escape:
             text_delta = self._unescape(text_delta)
@@ -95,6 +95,12 @@ class LoopDetector:
             if "\\" not in raw and len(self._plain) < _PLAIN_TEXTS:
                 self._plain.add(raw)  # neither an escape nor a line break: plain from now on
         return None
+
+    def _tripped(self) -> Verdict | None:
+        """The verdict a check just set. Read here, not in ``feed``: there, after the check
+        at its top, the type checker takes it for None, and the compiled guard (mypyc compiles
+        the type checker's view) would enforce that."""
+        return self.verdict
 
     def _feed_tokens(self, token_ids: Sequence[int], text_delta: str) -> bool:
         """Several tokens in one step (an engine that fell behind hands over a few at once):

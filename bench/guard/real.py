@@ -13,7 +13,8 @@ from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 HOLDOUT = CORPUS / "holdout"
-HOLDOUTS = (HOLDOUT, CORPUS / "holdout2", CORPUS / "holdout3", CORPUS / "holdout4")  # as collected
+# in the order collected
+HOLDOUTS = tuple(CORPUS / f"holdout{n}" for n in ("", "2", "3", "4", "5"))
 
 
 def holdouts() -> list[Path]:

@@ -333,6 +333,8 @@ def test_metrics_parse_and_count_trips(serve, looping_model):
         assert metric_value(url, "ocrguard_saved_tokens_total", model=model) > 50
         assert metric_value(url, "ocrguard_guard_detection_lag_tokens_count", model=model) == 1
         assert metric_value(url, "ocrguard_failure_log_records_total", result="written") == 1
+        # the guard the service runs: compiled by scripts/setup (app/guard_build.py)
+        assert metric_value(url, "ocrguard_build_info", model=model, guard_build="compiled") == 1
 
 
 def test_api_keys(serve, random_model):
