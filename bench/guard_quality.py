@@ -122,6 +122,31 @@ def held_out_row(det, holdout: dict[str, list]) -> dict:
     }
 
 
+def recall_by_kind(det, sets: dict[str, list]) -> dict[str, dict[str, list[int]]]:
+    """Per named set of degenerate items: for each manifest kind, [caught, items]."""
+    table: dict[str, dict[str, list[int]]] = {}
+    for name, items in sets.items():
+        row = table[name] = {}
+        for m, (ids, texts) in items:
+            cell = row.setdefault(m["kind"], [0, 0])
+            cell[0] += det.first_trip(ids, texts) is not None
+            cell[1] += 1
+    return table
+
+
+def print_by_kind(det_name: str, table: dict[str, dict[str, list[int]]]) -> None:
+    kinds = [k for k in CLEAR_KINDS + HARD_KINDS if any(k in row for row in table.values())]
+    print(f"\n{det_name} on the real degenerate outputs by kind (caught / items)\n")
+    print("| corpus | " + " | ".join(kinds) + " | hard kinds |")
+    print("|---|" + "---|" * (len(kinds) + 1))
+    for name, row in table.items():
+        cells = [f"{row[k][0]}/{row[k][1]}" if k in row else "-" for k in kinds]
+        hard = [row[k] for k in HARD_KINDS if k in row]
+        caught, items = sum(c for c, _ in hard), sum(n for _, n in hard)
+        share = f"{caught}/{items} ({caught / max(1, items):.0%})"
+        print(f"| {name} | " + " | ".join(cells) + f" | {share} |")
+
+
 def print_held_out(name: str, items: dict[str, list], rows: list[dict]) -> None:
     n_held, n_held_legit = len(items["degenerate"]), len(items["legit"])
     print(
@@ -308,6 +333,15 @@ def main() -> int:
     )
     for name, items in held_sets.items():
         print_held_out(name, items, held[name])
+    pooled = [item for items in held_sets.values() for item in items["degenerate"]]
+    by_kind = recall_by_kind(
+        detectors[0],
+        {
+            f"tuning ({len(real['degenerate'])})": real["degenerate"],
+            f"held-out, {len(held_sets)} sets pooled ({len(pooled)})": pooled,
+        },
+    )
+    print_by_kind(detectors[0].name, by_kind)
     if args.json:
         args.json.write_text(
             json.dumps(
@@ -318,6 +352,7 @@ def main() -> int:
                     "holdout": held[corpus.HOLDOUT.name],
                     "held_out_sets": held,
                     "page_evidence": page,
+                    "real_by_kind": by_kind,
                 },
                 indent=2,
             )
