@@ -169,7 +169,7 @@ class LoopDetector:
                     exact < run
                     and unit == "content"
                     and fuzzy_trips(cfg, state, p, i, run, self._text_between)
-                ):
+                ) or (exact < run and unit == "structural" and self._drifting_marks(p, run, i)):
                     self.verdict = self._verdict("fuzzy_loop", p, run, i)
                     return True
             state[CHECK_AT] = state[RUN_START] + self._next_check(state, p, run, exact) - 1
@@ -206,6 +206,17 @@ class LoopDetector:
                 fuzzy = (cfg.fuzzy_copies_needed(p) - 1) * p
                 upcoming.append(fuzzy if run < fuzzy else run + p)
         return min(upcoming)
+
+    def _drifting_marks(self, p: int, run: int, i: int) -> bool:
+        """A run of marks whose copies drift (``\\! \\! / \\! \\! \\! /``: a formula
+        reader writing negative spaces with a count that changes), within one line: it trips
+        at the length an exact run of its marks would, as a leader or a rule does not drift."""
+        span = self._text_between(i - run - p + 1, i + 1)
+        if "\n" in span or not span.strip():
+            return False
+        if sum(1 for c in span if c.isalnum()) * 10 > len(span) - span.count(" "):
+            return False  # words or numbers among the marks: not filler alone
+        return len(span) >= _structural_limit(self.config, span)
 
     def _shorter_period_covers(self, p: int, exact: int) -> bool:
         """Whether a shorter period already explains the span (four copies of a short unit

@@ -237,6 +237,13 @@ LEGITIMATE = {
         f"| {d:02d}/01/2024 | {d * 13 % 97},00 | 0,00 | 0,00 |" for d in range(1, 25)
     ),
     "ruled-lines": "=" * 80 + "\nRELATÓRIO\n" + "-" * 80 + "\n",
+    # empty rows of a padded wide table: cells of every width, marks only, one line each
+    "wide-empty-rows": "| "
+    + " | ".join(f"Coluna {n:02d}" for n in range(12))
+    + " |\n"
+    + ("|" + "|".join(" " * (5 + 7 * n % 23) for n in range(12)) + "|\n") * 3,
+    "formula-negative-spaces": "$$\\int\\!\\!\\!\\int_{D} f \\, dx \\, dy "
+    + "= \\! \\! \\! / \\! \\! / \\! \\! \\! \\! / \\! \\!$$\n",
     "santo": "Santo, Santo, Santo, Senhor Deus do universo.",
     "installment-schedule": "CARNÊ DE PAGAMENTO\nCliente: Maria da Silva\n"
     + "".join(
@@ -489,6 +496,25 @@ def test_a_block_printed_twice_inside_a_json_string_is_legitimate():
 def test_cells_of_a_row_looping_past_the_row_still_trip():
     assert scan_text(INTRO + "| Nome | Idade |\n" + " | - |" * 80) is not None
     assert scan_text(INTRO + "| id | name | age |\n" + " | age |" * 80) is not None
+
+
+def test_marks_drifting_along_one_line_trip():
+    # holdout4/003 (UniMERNet): negative spaces, one token each, in runs whose length drifts
+    # (these, from the real output), between slashes; no exact run of them reaches the
+    # length that trips a rule or a leader
+    widths = [3, 3, 3, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 5, 6, 6, 6, 6, 6, 6, 6, 5, 5, 5, 6, 5, 6]
+    widths += [5, 6, 6, 8, 4, 9, 5, 6]
+    ids, pieces = WordTokenizer().encode(INTRO + "$$A")
+    vocabulary = dict(zip(pieces, ids))
+    for width in widths:
+        pieces += [" \\!"] * width + [" /"]
+    detector = LoopDetector()
+    for piece in pieces:
+        if detector.feed((vocabulary.setdefault(piece, len(vocabulary)),), piece):
+            break
+    verdict = detector.verdict
+    assert verdict is not None and verdict.kind == "fuzzy_loop"
+    assert verdict.onset >= len(ids)
 
 
 def test_a_sentence_loop_around_special_tokens_trips_as_prose():
