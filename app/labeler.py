@@ -83,8 +83,9 @@ def label_ids(
     so that an output that reached it without ending counts as degenerate. ``page_lines``:
     the page's evidence, as the live guard has it (app/page_lines.py), when known."""
     ids, ended = until_eos(token_ids, eos)
-    verdict = scan(ids, stream_texts(tokenizer, ids), config, page_lines)
     hit_limit = not ended and max_tokens is not None and len(ids) >= max_tokens
+    # an output cut at the limit ends inside its last line; one that ended, on a finished line
+    verdict = scan(ids, stream_texts(tokenizer, ids), config, page_lines, finished=not hit_limit)
     return Label(ids, verdict, hit_limit)
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from .engines.base import Engine, EngineError, GenerationRequest, SamplingOptions
 from .errors import from_engine
-from .guard import GuardConfig, LoopDetector
+from .guard import GuardConfig, LoopDetector, Verdict
 from .guard.policy import GuardMode, ModePolicy, TripAction
 from .guard.recovery import Attempt, AttemptResult, RecoveryConfig, RecoveryPolicy
 from .images import Page
@@ -143,30 +143,56 @@ class Transcriber:
                     )
                 if verdict is None:
                     continue
-                result.verdict = verdict
-                logger.info(
-                    "request %s page %d attempt %d: guard tripped (%s, period %d, lag %d)",
-                    job.request_id,
-                    job.page.number,
-                    attempt.number,
-                    verdict.kind,
-                    verdict.period,
-                    verdict.lag,
-                )
-                if not policy.stops:
-                    run.trips.append((result, "flag"))
-                    yield GuardEvent(
-                        job.page.number, attempt.number, verdict.as_dict(), "flag", None
-                    )
+                flagged = self._trip(job, result, run, policy, verdict)
+                if flagged is not None:
+                    yield flagged
                     continue
-                result.finish_reason = "abort"
                 # Free the slot now rather than when the generator is collected.
                 await self.engine.abort(request.request_id)
                 break
+            else:
+                # The model ended the page: its last line is a finished line (three copies
+                # of a line, the last with no line break after it, are three copies).
+                if (
+                    detector is not None
+                    and result.verdict is None
+                    and result.finish_reason == "stop"
+                ):
+                    verdict = detector.finish()
+                    if verdict is not None:
+                        flagged = self._trip(job, result, run, policy, verdict)
+                        if flagged is not None:
+                            yield flagged
         except EngineError as exc:
             raise from_engine(exc.kind, f"the model engine: {exc}", exc.status) from exc
         finally:
             await stream.aclose()
+
+    def _trip(
+        self,
+        job: PageJob,
+        result: AttemptResult,
+        run: PageRun,
+        policy: ModePolicy,
+        verdict: Verdict,
+    ) -> GuardEvent | None:
+        """Record a trip on the attempt: the event to send now where the guard only flags,
+        None where it stops the attempt (the caller aborts the engine request)."""
+        result.verdict = verdict
+        logger.info(
+            "request %s page %d attempt %d: guard tripped (%s, period %d, lag %d)",
+            job.request_id,
+            job.page.number,
+            result.attempt.number,
+            verdict.kind,
+            verdict.period,
+            verdict.lag,
+        )
+        if policy.stops:
+            result.finish_reason = "abort"
+            return None
+        run.trips.append((result, "flag"))
+        return GuardEvent(job.page.number, result.attempt.number, verdict.as_dict(), "flag", None)
 
     def _guard_event(
         self, job: PageJob, result: AttemptResult, action: TripAction, keep: int | None

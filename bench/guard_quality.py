@@ -46,7 +46,10 @@ class Ocrguard:
         for t, s in zip(ids, texts):
             if detector.feed((t,), s):
                 return detector.verdict.trip_at
-        return None
+        # the text is a whole output: the service judges its last line as finished
+        finish = getattr(detector, "finish", None)  # a guard from before 2026.12.8 has none
+        verdict = finish() if finish is not None else None
+        return verdict.trip_at if verdict is not None else None
 
 
 def encode(tokenizer, text: str) -> tuple[list[int], list[str]]:

@@ -2,7 +2,9 @@
 answers, no logprobs and no token ids (what llama.cpp, Ollama or a proxy may send).
 
 The model name picks the behaviour: ``loop`` streams a loop until ``max_tokens`` words,
-``clean`` a short JSON answer, ``reject`` answers 400, ``slow`` stalls after one chunk.
+``clean`` a short JSON answer, ``thrice`` a JSON answer that writes one line three times and
+stops (no line break after the last copy), ``reject`` answers 400, ``slow`` stalls after one
+chunk.
 Every request body is kept in ``requests`` for the tests to read.
 """
 
@@ -14,9 +16,11 @@ import json
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-MODELS = ("loop", "clean", "reject", "slow")
+MODELS = ("loop", "clean", "thrice", "reject", "slow")
 LOOP_WORDS = ["Nota", " São", " Prefei", " 123"]
 CLEAN = '{"header": "", "margin": "", "footer": "", "text": "Olá mundo"}'
+LINE = "I - tiver cancelada sua naturalização, por sentença judicial"
+THRICE = '{"header": "", "margin": "", "footer": "", "text": "' + "\\n".join([LINE] * 3) + '"}'
 
 
 def build_stub() -> FastAPI:
@@ -53,9 +57,10 @@ def _chunk(text: str, finish: str | None = None) -> str:
 
 
 async def _stream(model: str, max_tokens: int):
-    if model == "clean":
-        for n in range(0, len(CLEAN), 6):
-            yield _chunk(CLEAN[n : n + 6])
+    if model in ("clean", "thrice"):
+        answer = CLEAN if model == "clean" else THRICE
+        for n in range(0, len(answer), 6):
+            yield _chunk(answer[n : n + 6])
         yield _chunk("", "stop")
     elif model == "slow":
         yield _chunk("Nota")

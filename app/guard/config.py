@@ -21,7 +21,7 @@ class GuardConfig:
     failure records so that offline labels and online trips stay comparable.
     """
 
-    version: str = "2026.12.7"
+    version: str = "2026.12.8"
     """Identifies this set of thresholds in metrics, failure records and evaluations."""
 
     max_period: int = 256

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 
 from .config import DEFAULT_CONFIG, GuardConfig, UnitClass
@@ -18,6 +19,8 @@ _INLINE_MIN_PERIOD = 16
 _TABLE_RULE = "-:|+="
 # Distinct plain token texts remembered (bounds memory on adversarial streams).
 _PLAIN_TEXTS = 65_536
+# The end of the served JSON after its last field's text (app/prompt.py): ``"}``.
+_JSON_END = re.compile(r'"\s*}\s*$')
 # Tokens looked back at most to find where the current line began.
 _LINE_BACK = 256
 
@@ -95,6 +98,20 @@ class LoopDetector:
             if "\\" not in raw and len(self._plain) < _PLAIN_TEXTS:
                 self._plain.add(raw)  # neither an escape nor a line break: plain from now on
         return None
+
+    def finish(self) -> Verdict | None:
+        """The output ended by itself: its last line is judged as finished (no line break
+        follows the last line of a page), the served JSON's closing quote and brace set
+        aside. Judged so, an output is judged as the same text with a final line break."""
+        if self.verdict is not None:
+            return None
+        pending = "".join(self._pending_line)
+        if not pending.strip():
+            return None
+        self._pending_line.clear()
+        self._pending_line.append(_JSON_END.sub("", pending))
+        self.verdict = self._lines.feed("\n", len(self._texts))
+        return self.verdict
 
     def _tripped(self) -> Verdict | None:
         """The verdict a check just set. Read here, not in ``feed``: there, after the check
@@ -358,13 +375,15 @@ def scan(
     token_texts: Sequence[str] | None = None,
     config: GuardConfig = DEFAULT_CONFIG,
     page_lines: int | None = None,
+    finished: bool = True,
 ) -> Verdict | None:
-    """Run a whole finished output through a fresh detector (offline labelling);
-    ``page_lines``: text lines the page image holds, when the page is at hand."""
+    """Run a whole output through a fresh detector (offline labelling); ``page_lines``:
+    text lines the page image holds, when the page is at hand; ``finished``: the output
+    ended by itself (not cut at a token limit), so its last line is a finished line."""
     detector = LoopDetector(config, page_lines)
     texts: Iterable[str] = token_texts if token_texts is not None else [""] * len(token_ids)
     for tid, text in zip(token_ids, texts, strict=True):
         verdict = detector.feed((tid,), text)
         if verdict is not None:
             return verdict
-    return None
+    return detector.finish() if finished else None

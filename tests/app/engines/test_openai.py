@@ -184,6 +184,19 @@ def test_a_clean_answer_through_the_stub():
     assert page["text"] == "Olá mundo" and page["guard"]["tripped"] is False
 
 
+def test_a_line_written_three_times_before_the_model_stops_trips_at_the_end():
+    """The model ends its page on the third copy of a line, with no line break after it: the
+    guard judges the page's last line as finished once the model stops (detect: flagged)."""
+    with (
+        stub_server() as (base, _),
+        background_server(upstream(base, upstream_model="thrice")) as url,
+    ):
+        page = ocr(url, samples.png(), guard="detect").json()["pages"][0]
+    assert page["text"].count("naturalização") == 3 and page["finish_reason"] == "stop"
+    assert page["guard"]["tripped"] is True
+    assert page["guard"]["attempts"][0]["verdict"]["kind"] == "line_loop"
+
+
 def test_upstream_down_is_a_503_with_retry_after_and_not_ready():
     with socket.socket() as probe:  # a port where nothing listens
         probe.bind(("127.0.0.1", 0))

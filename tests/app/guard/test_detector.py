@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.guard import DEFAULT_CONFIG, GuardConfig, LoopDetector
+from app.guard import DEFAULT_CONFIG, GuardConfig, LoopDetector, scan
 
 from .tokens import WordTokenizer, scan_text
 
@@ -496,6 +496,35 @@ def test_a_block_printed_twice_inside_a_json_string_is_legitimate():
 def test_cells_of_a_row_looping_past_the_row_still_trip():
     assert scan_text(INTRO + "| Nome | Idade |\n" + " | - |" * 80) is not None
     assert scan_text(INTRO + "| id | name | age |\n" + " | age |" * 80) is not None
+
+
+def test_a_line_written_three_times_as_the_output_ends_trips_once_it_ends():
+    # the model's own outputs (bench/guard_own_outputs.py): a line written a third time and
+    # the page ends, no line break after the last copy, plain or as the served JSON; a line
+    # break is a token of its own at the end of a line, as BPE writes it
+    line = WordTokenizer().encode(
+        "I - tiver cancelada sua naturalização, por sentença judicial, em virtude de "
+        "atividade nociva ao interesse nacional"  # long enough that three copies are a loop
+    )[1]
+    *head, last = WordTokenizer().encode(INTRO.rstrip("\n"))[1]
+    head.append(last + "\n")  # the line break ends the token before it here (".\n")
+    plain = head + line + ["\n"] + line + ["\n"] + line
+    json_head = ['{"', "header", '":', ' ""', ",", ' "', "text", '":', ' "']
+    served = json_head + line + ["\\n"] + line + ["\\n"] + line + ['"', "}"]
+    for pieces in (plain, served):
+        vocabulary: dict[str, int] = {}
+        ids = [vocabulary.setdefault(piece, len(vocabulary)) for piece in pieces]
+        assert scan(ids, pieces, finished=False) is None  # cut at a limit: the line may go on
+        verdict = scan(ids, pieces)
+        assert verdict is not None and verdict.kind == "line_loop" and verdict.repeats == 3
+        assert verdict.trip_at == len(ids)
+    assert scan_text(INTRO + "\n".join([" ".join(line)] * 2)) is None  # twice: a duplicate
+
+
+@pytest.mark.parametrize("name", sorted(LEGITIMATE))
+def test_legitimate_repetition_without_its_last_line_break_does_not_trip(name):
+    """Judged at its end, a text is judged as the same text with a final line break."""
+    assert scan_text(LEGITIMATE[name].rstrip("\n")) is None
 
 
 def test_marks_drifting_along_one_line_trip():
