@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +35,6 @@ sys.path.insert(0, str(ROOT))
 from app.config import EMBEDDED_MODEL  # noqa: E402
 from app.guard import DEFAULT_CONFIG  # noqa: E402
 from app.labeler import label_ids  # noqa: E402
-from app.page_lines import count_text_lines  # noqa: E402
-from app.prompt import ocr_messages, parse_output  # noqa: E402
 
 WINDOW = 24  # characters: longer than a cell or an amount, shorter than a sentence
 WORDY = 8  # alphanumerics a window needs: runs of marks are judged by their length instead
@@ -88,69 +85,45 @@ def oracle(output: str, reference: str, hit_limit: bool) -> str:
 
 
 def decode(model_path: str, per_kind: int, max_tokens: int, batch: int) -> list[dict]:
-    """One row per page and decoding: kind, decoding, token ids, oracle class, page lines."""
+    """One row per page and decoding: kind, decoding, oracle class, both guard labels."""
     import torch
 
-    from training.evaluation.cer import cer
+    from training.evaluation.heldout import evaluate_loaded
     from training.model.loading import load_model, load_processor
     from training.retrain.traffic import PRONE_KINDS, Traffic
 
     torch.set_num_threads(2)
     processor, model = load_processor(model_path), load_model(model_path).eval()
-    tokenizer = processor.tokenizer
-    tokenizer.padding_side = "left"
-    eos = model.generation_config.eos_token_id
-    prompt = processor.apply_chat_template(ocr_messages(), add_generation_prompt=True)
     traffic = Traffic("heldout")
-    kinds = [*PRONE_KINDS, "table", "receipt", "form"]
+    kinds = (*PRONE_KINDS, "table", "receipt", "form")
     rows = []
     for temperature in (0.0, 0.7):
-        decoding = {"do_sample": False}
-        if temperature:
-            decoding = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": 0}
-        for kind in kinds:
-            began = time.perf_counter()
-            for start in range(0, per_kind, batch):
-                samples = [
-                    traffic.sample(i, kind) for i in range(start, min(per_kind, start + batch))
-                ]
-                inputs = processor(
-                    text=[prompt] * len(samples),
-                    images=[s.image for s in samples],
-                    return_tensors="pt",
-                    padding=True,
-                )
-                torch.manual_seed(1_000_003 + start)
-                with torch.inference_mode():
-                    out = model.generate(**inputs, max_new_tokens=max_tokens, **decoding)
-                for sample, ids in zip(samples, out[:, inputs["input_ids"].shape[1] :].tolist()):
-                    page_lines = count_text_lines(sample.image)
-                    blind = label_ids(tokenizer, ids, eos=eos, max_tokens=max_tokens)
-                    told = label_ids(
-                        tokenizer, ids, eos=eos, max_tokens=max_tokens, page_lines=page_lines
-                    )
-                    text = tokenizer.decode(blind.token_ids, skip_special_tokens=True)
-                    fields = parse_output(text)
-                    written = fields.transcription if fields is not None else text
-                    reference = sample.fields.transcription
-                    error = cer(written, reference)
-                    rows.append(
-                        {
-                            "kind": kind,
-                            "decoding": "greedy" if not temperature else f"T={temperature:g}",
-                            "oracle": oracle(written, reference, blind.hit_limit),
-                            "extra": extra_copies(written, reference),
-                            "correct": error <= CORRECT_CER,
-                            "guard": blind.verdict.kind if blind.verdict else None,
-                            "guard_page": told.verdict.kind if told.verdict else None,
-                            "page_lines": page_lines,
-                            "tokens": len(blind.token_ids),
-                            "output": written,
-                            "reference": reference,
-                        }
-                    )
-            took = time.perf_counter() - began
-            print(f"  {kind} T={temperature:g}: {per_kind} pages in {took:.0f} s", file=sys.stderr)
+        records: list[dict] = []
+        evaluate_loaded(
+            processor, model, kinds, per_kind, max_tokens, batch, label=model_path,
+            records=records, source=traffic.sample, temperature=temperature, page_evidence=True,
+        )  # fmt: skip
+        for record in records:
+            ids, written, reference = record["token_ids"], record["hypothesis"], record["reference"]
+            blind = label_ids(processor.tokenizer, ids, max_tokens=max_tokens)
+            told = label_ids(
+                processor.tokenizer, ids, max_tokens=max_tokens, page_lines=record["page_lines"]
+            )
+            rows.append(
+                {
+                    "kind": record["kind"],
+                    "decoding": "greedy" if not temperature else f"T={temperature:g}",
+                    "oracle": oracle(written, reference, record["hit_limit"]),
+                    "extra": extra_copies(written, reference),
+                    "correct": record["cer"] <= CORRECT_CER,
+                    "guard": blind.verdict.kind if blind.verdict else None,
+                    "guard_page": told.verdict.kind if told.verdict else None,
+                    "page_lines": record["page_lines"],
+                    "tokens": len(ids),
+                    "output": written,
+                    "reference": reference,
+                }
+            )
     return rows
 
 
@@ -205,7 +178,7 @@ def main() -> int:
     parser.add_argument("--model", default=str(EMBEDDED_MODEL))
     parser.add_argument("--per-kind", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=10)
+    parser.add_argument("--batch", type=int, default=8, help="pages decoded together")
     args = parser.parse_args()
     rows = decode(args.model, args.per_kind, args.max_tokens, args.batch)
     print(

@@ -187,7 +187,8 @@ def evaluate_loaded(
     sampled at ``temperature`` with a seed per batch (the same pages and draws for every
     model). With ``records``, one dict per page (kind, reference, hypothesis, cer, and both
     sides' fields as dicts; ``hypothesis_fields`` is None where the output is not the JSON;
-    ``page_lines``, the page's evidence when ``page_evidence`` labels with it) is appended.
+    ``page_lines``, the page's evidence when ``page_evidence`` labels with it; the generated
+    ``token_ids`` up to the end of the sequence, and ``hit_limit``) is appended.
     """
     tokenizer = processor.tokenizer
     padding_side, backend_padding = tokenizer.padding_side, tokenizer.backend_tokenizer.padding
@@ -270,6 +271,8 @@ def _evaluate_kind(
                         "reference_fields": asdict(sample.fields),
                         "hypothesis_fields": asdict(fields) if fields is not None else None,
                         "page_lines": page_lines,
+                        "token_ids": read.token_ids,
+                        "hit_limit": read.hit_limit,
                     }
                 )
             if len(scores.examples) < 3:

@@ -54,6 +54,8 @@ def verdicts() -> list:
                 verdict = detector.feed(tuple(ids[k : k + step]), "".join(pieces[k : k + step]))
                 if verdict is not None:
                     break
+            else:
+                verdict = detector.finish()  # the text ended: its last line is finished
             results.append(None if verdict is None else list(verdict.__dict__.values()))
     return results
 
