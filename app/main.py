@@ -82,12 +82,13 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             max_queue=settings.max_queue,
         )
         metrics.start_series(served.model_id)
+        guard_build = "compiled" if GUARD_COMPILED else "interpreted"
         metrics.info.info(
             {
                 "model": served.model_id,
                 "revision": served.revision,
                 "guard_version": GUARD_CONFIG.version,
-                "guard_build": "compiled" if GUARD_COMPILED else "interpreted",
+                "guard_build": guard_build,
             }
         )
         app.state.settings = settings
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
             served.model_id,
             served.revision,
             GUARD_CONFIG.version,
-            "compiled" if GUARD_COMPILED else "interpreted",
+            guard_build,
         )
         try:
             yield

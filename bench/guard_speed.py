@@ -69,8 +69,7 @@ def detector_at(ref: str) -> type:
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
     (folder / "app/guard").rename(folder / "guard_at_ref")
-    sys.path.insert(0, str(folder))
-    return importlib.import_module("guard_at_ref").LoopDetector
+    return _detector_in(folder, "guard_at_ref")
 
 
 def interpreted_working_tree() -> type:
@@ -79,8 +78,13 @@ def interpreted_working_tree() -> type:
     folder = Path(tempfile.mkdtemp(prefix="guard-interpreted-"))
     ignore = shutil.ignore_patterns("__pycache__", native.FOLDER.name)
     shutil.copytree(ROOT / "app" / "guard", folder / "guard_interpreted", ignore=ignore)
+    return _detector_in(folder, "guard_interpreted")
+
+
+def _detector_in(folder: Path, package: str) -> type:
+    """``LoopDetector`` of a copy of the guard package under ``folder``, named ``package``."""
     sys.path.insert(0, str(folder))
-    return importlib.import_module("guard_interpreted").LoopDetector
+    return importlib.import_module(package).LoopDetector
 
 
 def main() -> int:
